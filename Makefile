@@ -1,0 +1,57 @@
+# deepafx-fxlib: the two commands are `make reproduce` and `make test`; both set up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= quick
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.fxlib-installed
+# Debian packages the project uses: the audio plugins, liblilv for LV2, FluidSynth and a soundfont.
+APT_PACKAGES := zam-plugins calf-plugins lsp-plugins-lv2 invada-studio-plugins-lv2 guitarix-lv2 \
+	liblilv-0-0 lilv-utils fluidsynth fluid-soundfont-gm
+
+.PHONY: setup system-deps reproduce test test-all lab bench clean
+
+setup: system-deps $(STAMP)
+
+# Installs the Debian packages with apt-get when root, with sudo when allowed, else prints the command.
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "system packages: all present"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "NOTE: no apt-get here; install LV2 (lilv), VST3 plugins and FluidSynth by hand (see README). Missing: $$missing"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	elif sudo -n true 2>/dev/null; then \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else \
+		echo "NOTE: cannot install system packages (not root, no sudo). Run:"; \
+		echo "  sudo apt-get update && sudo apt-get install -y $$missing"; \
+		echo "Tests that need those plugins are skipped until then."; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test,notebooks]'
+	touch $(STAMP)
+
+# The main job on the default (quick) profile. Until the tasks land it runs the chain API demo.
+reproduce: setup
+	$(BIN)/fxlib demo --out paper/demo
+
+test: setup
+	$(BIN)/pytest -m "not slow"
+
+test-all: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python benchmarks/hosting.py
+	$(BIN)/python benchmarks/spsa.py
+
+lab: setup
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

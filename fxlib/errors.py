@@ -1,0 +1,33 @@
+"""Exceptions raised by fxlib.
+
+Every error names the plugin (and, where it applies, the parameter) it is about, so
+that a message read in a notebook or a worker log points at the thing to fix.
+"""
+
+
+class FxError(Exception):
+    """Base class of every fxlib error."""
+
+
+class PluginNotFoundError(FxError, LookupError):
+    """A plugin id, path or URI that no backend can find."""
+
+
+class BackendUnavailableError(FxError, RuntimeError):
+    """A backend whose system library is missing (for example liblilv-0 for LV2)."""
+
+
+class UnsupportedPluginError(FxError, RuntimeError):
+    """A plugin that exists but cannot be hosted (a required port or feature fxlib lacks)."""
+
+
+class ParameterError(FxError, ValueError):
+    """A misspelt parameter name, an out-of-range value or a bad parameter declaration."""
+
+
+class AudioFormatError(FxError, ValueError):
+    """Audio of the wrong dtype, shape, channel count or sample rate, or with NaN/Inf."""
+
+
+class SpecError(FxError, ValueError):
+    """A chain or effect spec that is malformed."""

@@ -1,0 +1,205 @@
+"""Effect parameters: native ranges, units, scales and the [0, 1] mapping.
+
+A network head outputs values in [0, 1]; effects want native values (dB, Hz, ms, linear
+gains, choices). :class:`Param` is the contract between the two: it declares one control's
+native range, unit and default, and maps unit values to native ones and back.
+
+Scales:
+    ``linear``  native = low + u * (high - low)
+    ``log``     native = low * (high / low) ** u            (needs 0 < low < high; frequencies, times)
+    ``db``      a linear amplitude gain moved linearly in decibels:
+                native = 10 ** (dB / 20), dB = dB(low) + u * (dB(high) - dB(low));
+                a ``low`` of 0 stands for ``DB_FLOOR`` dB and u = 0 maps to exactly 0
+    ``choice``  one of ``choices`` (numbers, booleans or strings); u is split into
+                ``len(choices)`` equal bins
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import ParameterError
+
+SCALES = ("linear", "log", "db", "choice")
+DB_FLOOR = -80.0
+"""dB value that a ``db``-scaled parameter with ``low == 0`` uses for u = 0+."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One control of an effect.
+
+    Args:
+        name: the control's name as the effect knows it (a python name, a VST3 parameter
+            name or an LV2 port symbol).
+        low, high: native range, ``low < high``; for ``choice`` the index range 0..n-1.
+        default: native default value (inside the range, or one of ``choices``).
+        unit: physical unit, for display ("dB", "Hz", "ms", "" for unitless).
+        scale: one of ``SCALES``.
+        choices: the allowed native values of a ``choice`` parameter.
+        owner: name of the effect the parameter belongs to, used in error messages.
+    """
+
+    name: str
+    low: float
+    high: float
+    default: Any
+    unit: str = ""
+    scale: str = "linear"
+    choices: tuple = ()
+    owner: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        where = self.where
+        if self.scale not in SCALES:
+            raise ParameterError(f"{where}: unknown scale {self.scale!r}; use one of {SCALES}")
+        if self.scale == "choice":
+            if len(self.choices) < 1:
+                raise ParameterError(f"{where}: a 'choice' parameter needs at least one choice")
+            if self.default not in self.choices:
+                raise ParameterError(f"{where}: default {self.default!r} is not one of {self.choices}")
+            object.__setattr__(self, "low", 0.0)
+            object.__setattr__(self, "high", float(len(self.choices) - 1))
+            return
+        low, high = float(self.low), float(self.high)
+        if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+            raise ParameterError(f"{where}: range must be finite with low < high, got [{low}, {high}]")
+        if self.scale == "log" and low <= 0:
+            raise ParameterError(f"{where}: a 'log' scale needs low > 0, got {low}")
+        if self.scale == "db" and low < 0:
+            raise ParameterError(f"{where}: a 'db' scale is for linear gains >= 0, got low = {low}")
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+        object.__setattr__(self, "default", self.check(self.default))
+
+    @property
+    def where(self) -> str:
+        """``owner.name``, or ``name`` alone, for messages."""
+        return f"{self.owner}.{self.name}" if self.owner else self.name
+
+    @classmethod
+    def choice(cls, name: str, choices: Iterable, default: Any = None, unit: str = "",
+               owner: str = "") -> "Param":
+        """A parameter taking one of ``choices`` (default: the first)."""
+        choices = tuple(choices)
+        return cls(name, 0.0, 0.0, choices[0] if default is None else default, unit=unit,
+                   scale="choice", choices=choices, owner=owner)
+
+    def with_range(self, low: float | None = None, high: float | None = None,
+                   scale: str | None = None, default: Any = None) -> "Param":
+        """A copy with a narrower range or another scale (used by chain specs).
+
+        The new range must lie inside the effect's own range; the default is clipped into it.
+        """
+        if self.scale == "choice":
+            raise ParameterError(f"{self.where}: a 'choice' parameter has no range to override")
+        low = self.low if low is None else float(low)
+        high = self.high if high is None else float(high)
+        for v in (low, high):
+            self.check(v)
+        if default is None:
+            default = min(max(self.default, low), high)
+        return replace(self, low=low, high=high, scale=scale or self.scale, default=default)
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` if it is valid for this parameter, else raise :class:`ParameterError`."""
+        if self.scale == "choice":
+            if value not in self.choices:
+                raise ParameterError(f"{self.where}: {value!r} is not one of {self.choices}")
+            return value
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{self.where}: expected a number, got {value!r}") from None
+        if not math.isfinite(v):
+            raise ParameterError(f"{self.where}: value must be finite, got {v}")
+        tol = 1e-6 * max(1.0, abs(self.low), abs(self.high))
+        if not self.low - tol <= v <= self.high + tol:
+            raise ParameterError(
+                f"{self.where}: {v:g} {self.unit} is outside [{self.low:g}, {self.high:g}]".replace("  ", " "))
+        return min(max(v, self.low), self.high)
+
+    def to_native(self, u: Any) -> Any:
+        """Map a unit value (float or array, clipped to [0, 1]) to the native value."""
+        u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
+        if self.scale == "choice":
+            n = len(self.choices)
+            idx = np.minimum((u * n).astype(int), n - 1)
+            return self.choices[int(idx)] if idx.ndim == 0 else [self.choices[i] for i in idx]
+        if self.scale == "linear":
+            v = self.low + u * (self.high - self.low)
+        elif self.scale == "log":
+            v = self.low * (self.high / self.low) ** u
+        else:
+            lo, hi = self._db_bounds()
+            v = np.where(u > 0, 10.0 ** ((lo + u * (hi - lo)) / 20.0), self.low)
+        v = np.clip(v, self.low, self.high)
+        return float(v) if v.ndim == 0 else v
+
+    def to_unit(self, value: Any) -> Any:
+        """Map a native value (or array) to [0, 1]; the inverse of :meth:`to_native`."""
+        if self.scale == "choice":
+            n = len(self.choices)
+            if n == 1:
+                return 0.5
+            return (self.choices.index(self.check(value)) + 0.5) / n
+        v = np.clip(np.asarray(value, dtype=np.float64), self.low, self.high)
+        if self.scale == "linear":
+            u = (v - self.low) / (self.high - self.low)
+        elif self.scale == "log":
+            u = np.log(v / self.low) / np.log(self.high / self.low)
+        else:
+            lo, hi = self._db_bounds()
+            db = 20.0 * np.log10(np.maximum(v, 10.0 ** (lo / 20.0)))
+            u = np.where(v > self.low, (db - lo) / (hi - lo), 0.0)
+        u = np.clip(u, 0.0, 1.0)
+        return float(u) if u.ndim == 0 else u
+
+    def _db_bounds(self) -> tuple[float, float]:
+        lo = 20.0 * math.log10(self.low) if self.low > 0 else DB_FLOOR
+        return lo, 20.0 * math.log10(self.high)
+
+    def to_dict(self) -> dict:
+        """Plain data (for specs, JSON and TOML)."""
+        d = asdict(self)
+        d.pop("owner")
+        if self.scale == "choice":
+            d.pop("low")
+            d.pop("high")
+            d["choices"] = list(self.choices)
+        else:
+            d.pop("choices")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, owner: str = "") -> "Param":
+        """Inverse of :meth:`to_dict`; raises :class:`ParameterError` naming missing keys."""
+        d = dict(d)
+        name = d.get("name", "?")
+        if d.get("scale") == "choice":
+            return cls.choice(name, d.get("choices", ()), d.get("default"), d.get("unit", ""), owner)
+        missing = [k for k in ("name", "low", "high") if k not in d]
+        if missing:
+            raise ParameterError(f"{owner}.{name}: parameter declaration lacks {missing}")
+        d.setdefault("default", d["low"])
+        unknown = set(d) - {"name", "low", "high", "default", "unit", "scale"}
+        if unknown:
+            raise ParameterError(f"{owner}.{name}: unknown keys {sorted(unknown)} in parameter declaration")
+        return cls(owner=owner, **d)
+
+
+def closest(name: str, candidates: Iterable[str]) -> str:
+    """A ' (did you mean ...?)' hint for a misspelt name, or '' when nothing is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def unknown_param(owner: str, name: str, known: Iterable[str]) -> ParameterError:
+    """The error for a parameter name that ``owner`` does not have."""
+    known = list(known)
+    return ParameterError(f"{owner}: no parameter named {name!r}{closest(name, known)}; "
+                          f"it has {', '.join(known) if known else 'no parameters'}")
