@@ -22,8 +22,8 @@ Channels: a mono-only plugin in a stereo chain runs as two instances, one per ch
 stereo-only plugin in a mono chain gets the mono signal on both inputs and its two outputs
 are averaged.
 
-Latency: each effect's delay is measured with an impulse when the chain is built (and by
-:meth:`FxChain.measure_latency`). :meth:`FxChain.process` renders a clip from a reset,
+Latency: each effect's delay (the silent lead-in of its impulse response) is measured when
+the chain is built (and by :meth:`FxChain.measure_latency`). :meth:`FxChain.process` renders a clip from a reset,
 flushes the delay with zeros and returns output aligned with the input sample for sample;
 :meth:`FxChain.stream` continues from the current state and returns the raw output, which
 lags the input by :attr:`FxChain.latency` samples.
@@ -45,7 +45,7 @@ from .params import Param, closest, unknown_param
 
 EFFECT_KEYS = ("name", "kind", "id", "learn", "fixed", "ranges", "params", "channels")
 CHAIN_KEYS = ("sample_rate", "channels", "effects", "name", "description")
-LATENCY_PROBE = 8192  # samples after the impulse searched for the delayed peak (plus the reported latency)
+LATENCY_PROBE = 8192  # samples of impulse response examined (plus twice the reported latency)
 
 
 class _Stage:
@@ -266,25 +266,28 @@ class FxChain:
     def measure_latency(self) -> int:
         """Measure each effect's delay with an impulse (at current values); return the total.
 
-        The delay is where the output of a unit impulse through a freshly reset effect
-        peaks. An effect that mutes the impulse keeps the latency its plugin reports, with
-        a warning. Effects are reset afterwards.
+        An effect's delay is the length of the silent lead-in of its response to an impulse
+        from a fresh reset: the first sample above 1e-3 of the response's peak. That is exact
+        for plugins that delay their output (look-ahead limiters, linear-phase filters whose
+        host pads), and 0 for filters that respond at once however they disperse (crossovers).
+        A plugin that reports a longer latency than the lead-in (a linear-phase design whose
+        pre-ringing starts early) keeps the reported value. An effect that mutes the impulse
+        keeps the reported latency, with a warning. Effects are reset afterwards.
         """
         for stage in self.stages:
             reported = stage.effect.latency
-            n = LATENCY_PROBE + 2 * reported
-            impulse = np.zeros((self.channels, n), np.float32)
+            impulse = np.zeros((self.channels, LATENCY_PROBE + 2 * reported), np.float32)
             impulse[:, 0] = 0.5
             stage.reset()
-            out = stage.process(impulse)
+            response = np.abs(stage.process(impulse)).max(axis=0)
             stage.reset()
-            peak = np.abs(out).max(axis=0)
-            if peak.max() < 1e-4:
+            if response.max() < 1e-4:
                 warnings.warn(f"{stage.name}: the latency probe came out silent; using the reported "
                               f"{reported} samples", stacklevel=2)
                 stage.latency = reported
             else:
-                stage.latency = int(np.argmax(peak))
+                onset = int(np.argmax(response > 1e-3 * response.max()))
+                stage.latency = max(onset, reported)
         self.latency = sum(s.latency for s in self.stages)
         return self.latency
 

@@ -20,17 +20,25 @@ from . import presets
 from .errors import FxError
 from .hosts import KINDS, backend, load_effect
 from .hosts.builtin import BUILTINS
+from .hosts.vst3 import installed_bundles
+from .params import closest
 
 
 def guess_kind(plugin_id: str) -> str:
-    """The backend an id most likely belongs to: built-in name, LV2 URI, python path or VST3."""
+    """The backend an id most likely belongs to: built-in name, LV2 URI, python path or VST3.
+
+    A name that is neither a VST3 bundle found here nor a built-in, but close to a built-in,
+    counts as a misspelt built-in so that the error suggests the right name.
+    """
     if plugin_id in BUILTINS:
         return "builtin"
     if "://" in plugin_id or plugin_id.startswith("urn:"):
         return "lv2"
     if ":" in plugin_id and not plugin_id.endswith(".vst3") and not os.path.exists(plugin_id):
         return "python"
-    return "vst3"
+    if os.path.exists(plugin_id) or plugin_id.removesuffix(".vst3") in installed_bundles():
+        return "vst3"
+    return "builtin" if closest(plugin_id, BUILTINS) else "vst3"
 
 
 def cmd_plugins_list(args: argparse.Namespace) -> int:
