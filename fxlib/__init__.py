@@ -5,11 +5,11 @@ signal processing with black-box audio effects", ICASSP 2021.
 """
 from .chain import FxChain
 from .errors import (AudioFormatError, BackendUnavailableError, FxError, ParameterError, PluginNotFoundError,
-                     SpecError, UnsupportedPluginError)
+                     PluginOutputError, SpecError, UnsupportedPluginError)
 from .hosts import Effect, load_effect
 from .params import Param
 
 __version__ = "0.1.0"
 
 __all__ = ["AudioFormatError", "BackendUnavailableError", "Effect", "FxChain", "FxError", "Param",
-           "ParameterError", "PluginNotFoundError", "SpecError", "UnsupportedPluginError", "load_effect"]
+           "ParameterError", "PluginNotFoundError", "PluginOutputError", "SpecError", "UnsupportedPluginError", "load_effect"]

@@ -31,3 +31,7 @@ class AudioFormatError(FxError, ValueError):
 
 class SpecError(FxError, ValueError):
     """A chain or effect spec that is malformed."""
+
+
+class PluginOutputError(FxError, RuntimeError):
+    """A plugin that produced NaN or Inf from finite input (often a setting it cannot handle)."""

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from ..errors import AudioFormatError
+from ..errors import AudioFormatError, PluginOutputError
 from ..params import Param, unknown_param
 
 
@@ -111,14 +111,21 @@ class Effect(abc.ABC):
 
         Returns:
             float32 array shaped ``(channels, samples)``.
+
+        Raises:
+            AudioFormatError: audio of the wrong dtype, shape, channel count or rate, or not finite.
+            PluginOutputError: the plugin turned finite input into NaN or Inf.
         """
         check_audio(audio, self.name, self.channels)
         if sample_rate is not None and float(sample_rate) != self.sample_rate:
             raise AudioFormatError(
                 f"{self.name}: built for {self.sample_rate:g} Hz but given audio at {float(sample_rate):g} Hz; "
                 "build a new effect (or chain) for the new sample rate")
-        out = self._process(np.ascontiguousarray(audio))
-        return np.asarray(out, dtype=np.float32)
+        out = np.asarray(self._process(np.ascontiguousarray(audio)), dtype=np.float32)
+        if not np.isfinite(out).all():
+            settings = ", ".join(f"{k}={v}" for k, v in self._values.items())
+            raise PluginOutputError(f"{self.name}: produced NaN or Inf at {self.sample_rate:g} Hz with {settings}")
+        return out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.plugin_id!r}, sample_rate={self.sample_rate:g})"
