@@ -1,0 +1,489 @@
+"""The encoder: audio context in, effect parameters in (0, 1) out.
+
+::
+
+    audio (B, C, T) ─► LogMel ─► BatchNorm2d(1) ─► backbone ─► Linear ─► sigmoid ─► (B, P)
+
+:class:`LogMel` is the paper's front end (FFT 1024, hop 256, 128 mels, 0 Hz to sr/2 at
+22050 Hz). Three backbones map the log-mel image ``(B, 1, n_mels, frames)`` to a feature
+vector ``(B, features)``:
+
+- ``"small"``: :class:`SmallCNN`, four conv-BN-ReLU-max-pool blocks, ~60k parameters; for CPU.
+- ``"mobilenetv2"``: :class:`MobileNetV2Backbone`, MobileNetV2 (alpha 1.0 in the paper),
+  trained from scratch, ~2.2M parameters.
+- ``"inception"``: :class:`InceptionBackbone`, a stem and six reduction + Inception stages
+  (the layout of the original's Inception encoder), ~3.3M parameters.
+
+The BatchNorm at the CNN input standardises the log-mel values (there is no per-item
+normalisation). :meth:`Encoder.to_config` and :meth:`Encoder.from_config` turn an encoder
+into plain data and back, so a checkpoint can rebuild the module before loading weights.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import AudioFormatError
+
+
+# -- front end ---------------------------------------------------------------------------------
+def hz_to_mel(freq: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above."""
+    freq = np.asarray(freq, dtype=np.float64)
+    linear = freq * 3.0 / 200.0
+    log_part = 15.0 + np.log(np.maximum(freq, 1e-10) / 1000.0) * 27.0 / np.log(6.4)
+    return np.where(freq < 1000.0, linear, log_part)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * 200.0 / 3.0
+    log_part = 1000.0 * np.exp((mel - 15.0) * np.log(6.4) / 27.0)
+    return np.where(mel < 15.0, linear, log_part)
+
+
+def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int, f_min: float,
+                   f_max: float) -> np.ndarray:
+    """Triangular mel filters on the Slaney scale, each normalised to unit area (Slaney).
+
+    Filter ``m`` rises from edge ``m`` to centre ``m + 1`` and falls to edge ``m + 2`` of
+    ``n_mels + 2`` points equally spaced in mel between ``f_min`` and ``f_max``.
+
+    Args:
+        sample_rate: in Hz.
+        n_fft: FFT size in samples; the filters act on its ``n_fft // 2 + 1`` bins.
+        n_mels: number of filters.
+        f_min, f_max: lowest and highest edge in Hz.
+
+    Shape:
+        returns ``(n_mels, n_fft // 2 + 1)``, float64, non-negative.
+    """
+    bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None, :] - lower) / (centre - lower)
+    falling = (upper - bins[None, :]) / (upper - centre)
+    triangles = np.maximum(0.0, np.minimum(rising, falling))
+    return triangles * (2.0 / (upper - lower))
+
+
+def mel_centres(sample_rate: float, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """Centre frequency in Hz of each filter of :func:`mel_filterbank`, shape ``(n_mels,)``."""
+    return mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))[1:-1]
+
+
+class LogMel(nn.Module):
+    """Log-mel spectrogram of multichannel audio, computed in torch (CPU or CUDA).
+
+    Channels are mixed to mono by their mean before the STFT. The STFT uses a periodic Hann
+    window of ``n_fft`` samples and centre padding (reflection), so frame ``k`` is centred on
+    sample ``k * hop`` and there are ``1 + T // hop`` frames. The power spectrum ``|X|^2`` goes
+    through Slaney-scale, area-normalised triangular mel filters (:func:`mel_filterbank`, as
+    librosa's default); the output is ``log(mel_power + eps)`` (natural log).
+
+    The window and the filterbank are buffers (they follow ``.to(device)``) rebuilt from the
+    hyper-parameters, not saved in the ``state_dict``.
+
+    Args:
+        sample_rate: in Hz.
+        n_fft: FFT and window size in samples.
+        hop: hop between frames in samples.
+        n_mels: number of mel bands.
+        f_min: lowest filter edge in Hz.
+        f_max: highest filter edge in Hz; ``None`` means ``sample_rate / 2``.
+        eps: floor added to the mel power before the log.
+
+    Shape:
+        input ``(B, C, T)`` float audio, ``T >= n_fft`` samples;
+        output ``(B, 1, n_mels, 1 + T // hop)``, log power (mel band ``0`` lowest).
+
+    Raises:
+        AudioFormatError: input not 3-D, not floating point, shorter than ``n_fft`` samples,
+            or holding NaN/Inf (the finiteness check synchronises a CUDA stream).
+    """
+
+    def __init__(self, sample_rate: float = 22050, n_fft: int = 1024, hop: int = 256,
+                 n_mels: int = 128, f_min: float = 0.0, f_max: float | None = None,
+                 eps: float = 1e-6) -> None:
+        super().__init__()
+        f_max = sample_rate / 2.0 if f_max is None else f_max
+        if not sample_rate > 0:
+            raise ValueError(f"LogMel: sample_rate must be positive, got {sample_rate!r}")
+        if n_fft < 2 or hop < 1 or n_mels < 1:
+            raise ValueError(f"LogMel: need n_fft >= 2, hop >= 1, n_mels >= 1; "
+                             f"got n_fft={n_fft}, hop={hop}, n_mels={n_mels}")
+        if not 0 <= f_min < f_max <= sample_rate / 2:
+            raise ValueError(f"LogMel: need 0 <= f_min < f_max <= sample_rate / 2 = {sample_rate / 2}; "
+                             f"got f_min={f_min}, f_max={f_max}")
+        if not eps > 0:
+            raise ValueError(f"LogMel: eps must be positive, got {eps!r}")
+        self.sample_rate = float(sample_rate)
+        self.n_fft = int(n_fft)
+        self.hop = int(hop)
+        self.n_mels = int(n_mels)
+        self.f_min = float(f_min)
+        self.f_max = float(f_max)
+        self.eps = float(eps)
+        fb = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max)
+        self.register_buffer("filterbank", torch.tensor(fb, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft, periodic=True), persistent=False)
+
+    def extra_repr(self) -> str:
+        return (f"sample_rate={self.sample_rate:g}, n_fft={self.n_fft}, hop={self.hop}, n_mels={self.n_mels}, "
+                f"f_min={self.f_min:g}, f_max={self.f_max:g}, eps={self.eps:g}")
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames the output has for ``num_samples`` input samples."""
+        return 1 + num_samples // self.hop
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        if audio.ndim != 3:
+            raise AudioFormatError(f"LogMel: expected audio shaped (batch, channels, samples), "
+                                   f"got {audio.ndim}-D shape {tuple(audio.shape)}")
+        if not audio.is_floating_point():
+            raise AudioFormatError(f"LogMel: expected floating-point audio, got {audio.dtype}")
+        if audio.shape[1] < 1:
+            raise AudioFormatError(f"LogMel: audio has no channels, shape {tuple(audio.shape)}")
+        if audio.shape[-1] < self.n_fft:
+            raise AudioFormatError(f"LogMel: {audio.shape[-1]} samples is shorter than one frame "
+                                   f"(n_fft = {self.n_fft} samples)")
+        if not torch.isfinite(audio).all():
+            raise AudioFormatError("LogMel: audio contains NaN or Inf")
+        mono = audio.to(self.window.dtype).mean(dim=1)
+        spec = torch.stft(mono, self.n_fft, hop_length=self.hop, window=self.window, center=True,
+                          pad_mode="reflect", return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        mel = torch.matmul(self.filterbank, power)
+        return torch.log(mel + self.eps).unsqueeze(1)
+
+
+# -- building blocks -----------------------------------------------------------------------------
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+
+
+class ConvBN(nn.Sequential):
+    """Conv2d (no bias, 'same'-style padding) + BatchNorm2d + optional activation.
+
+    Args:
+        in_channels, out_channels: feature maps in and out.
+        kernel_size: square kernel size (odd).
+        stride: stride over both axes.
+        groups: convolution groups (``in_channels`` for a depthwise conv).
+        activation: ``"relu"``, ``"relu6"`` or ``None`` (linear).
+
+    Shape:
+        ``(B, in_channels, H, W)`` -> ``(B, out_channels, ceil(H / stride), ceil(W / stride))``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 groups: int = 1, activation: str | None = "relu") -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2,
+                      groups=groups, bias=False),
+            nn.BatchNorm2d(out_channels),
+        ]
+        if activation is not None:
+            layers.append(ACTIVATIONS[activation]())
+        super().__init__(*layers)
+
+
+def global_average_pool(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, C)``, the mean over frequency and time."""
+    return x.mean(dim=(2, 3))
+
+
+# -- small CNN ------------------------------------------------------------------------------------
+class SmallCNN(nn.Module):
+    """A small, fast CNN for CPU runs: per entry of ``channels`` a 3x3 conv-BN-ReLU block
+    followed by 2x2 max pooling, then global average pooling.
+
+    With the default ``(16, 32, 64, 64)``: 60,400 parameters.
+
+    Args:
+        channels: feature maps of each block, in order.
+
+    Shape:
+        input ``(B, 1, n_mels, frames)``; output ``(B, channels[-1])``.
+    """
+
+    def __init__(self, channels: Sequence[int] = (16, 32, 64, 64)) -> None:
+        super().__init__()
+        if len(channels) < 1:
+            raise ValueError("SmallCNN: channels must name at least one block")
+        self.channels = tuple(int(c) for c in channels)
+        blocks = []
+        for c_in, c_out in zip((1,) + self.channels[:-1], self.channels):
+            blocks += [ConvBN(c_in, c_out, 3), nn.MaxPool2d(2, ceil_mode=True)]
+        self.blocks = nn.Sequential(*blocks)
+        self.out_features = self.channels[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return global_average_pool(self.blocks(x))
+
+
+# -- MobileNetV2 ----------------------------------------------------------------------------------
+MOBILENETV2_BLOCKS = (  # expansion t, output channels c, repeats n, first stride s
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, never below 90 % of it."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion (ReLU6), 3x3 depthwise (ReLU6), 1x1 linear projection,
+    plus the input when shapes match (stride 1, same channels).
+
+    Args:
+        in_channels, out_channels: feature maps in and out.
+        stride: stride of the depthwise conv.
+        expansion: hidden channels = ``expansion * in_channels`` (no expansion conv when 1).
+
+    Shape:
+        ``(B, in_channels, H, W)`` -> ``(B, out_channels, ceil(H / stride), ceil(W / stride))``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expansion: int) -> None:
+        super().__init__()
+        hidden = in_channels * expansion
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers.append(ConvBN(in_channels, hidden, 1, activation="relu6"))
+        layers += [ConvBN(hidden, hidden, 3, stride, groups=hidden, activation="relu6"),
+                   ConvBN(hidden, out_channels, 1, activation=None)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return x + y if self.residual else y
+
+
+class MobileNetV2Backbone(nn.Module):
+    """MobileNetV2 (Sandler et al., 2018) for a 1-channel log-mel image, trained from scratch.
+
+    Stem 3x3 conv stride 2 (32 channels), the inverted-residual stages of
+    :data:`MOBILENETV2_BLOCKS` (expansion t, channels c, repeats n, stride s), a 1x1 head conv
+    to 1280 channels, global average pooling. Every channel count is scaled by ``width_mult``
+    and rounded to a multiple of 8 (the head only grows: ``1280 * max(1, width_mult)``).
+    Total stride 32. Weights: He (fan-out) for convs, BatchNorm at 1 / 0.
+
+    With ``width_mult=1.0``: 2,223,296 parameters, 1280 features.
+
+    Args:
+        width_mult: the width multiplier alpha (1.0 in the paper).
+
+    Shape:
+        input ``(B, 1, n_mels, frames)``; output ``(B, out_features)``.
+    """
+
+    def __init__(self, width_mult: float = 1.0) -> None:
+        super().__init__()
+        if not width_mult > 0:
+            raise ValueError(f"MobileNetV2Backbone: width_mult must be positive, got {width_mult!r}")
+        self.width_mult = float(width_mult)
+        channels = make_divisible(32 * width_mult)
+        layers: list[nn.Module] = [ConvBN(1, channels, 3, 2, activation="relu6")]
+        for t, c, n, s in MOBILENETV2_BLOCKS:
+            out = make_divisible(c * width_mult)
+            for i in range(n):
+                layers.append(InvertedResidual(channels, out, s if i == 0 else 1, t))
+                channels = out
+        self.out_features = make_divisible(1280 * max(1.0, width_mult))
+        layers.append(ConvBN(channels, self.out_features, 1, activation="relu6"))
+        self.features = nn.Sequential(*layers)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return global_average_pool(self.features(x))
+
+
+# -- Inception -------------------------------------------------------------------------------------
+class InceptionModule(nn.Module):
+    """Inception module at constant resolution, four branches concatenated (Inception-v3's
+    first module type, widths in units of ``unit`` feature maps):
+
+    - 1x1 conv, 4 units;
+    - 1x1 conv 3 units -> 5x5 conv 4 units;
+    - 1x1 conv 4 units -> 3x3 conv 6 units -> 3x3 conv 6 units;
+    - 3x3 average pool (stride 1) -> 1x1 conv 2 units.
+
+    Every conv is conv-BN-ReLU.
+
+    Args:
+        in_channels: feature maps in.
+        unit: feature maps per width unit (16 gives 64 / 48-64 / 64-96-96 / 32).
+
+    Shape:
+        ``(B, in_channels, H, W)`` -> ``(B, 16 * unit, H, W)``.
+    """
+
+    def __init__(self, in_channels: int, unit: int = 16) -> None:
+        super().__init__()
+        self.branch1 = ConvBN(in_channels, 4 * unit, 1)
+        self.branch5 = nn.Sequential(ConvBN(in_channels, 3 * unit, 1), ConvBN(3 * unit, 4 * unit, 5))
+        self.branch3 = nn.Sequential(ConvBN(in_channels, 4 * unit, 1), ConvBN(4 * unit, 6 * unit, 3),
+                                     ConvBN(6 * unit, 6 * unit, 3))
+        self.branch_pool = nn.Sequential(nn.AvgPool2d(3, 1, 1, count_include_pad=False),
+                                         ConvBN(in_channels, 2 * unit, 1))
+        self.out_channels = 16 * unit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch5(x), self.branch3(x), self.branch_pool(x)], dim=1)
+
+
+class ReductionModule(nn.Module):
+    """Inception reduction module: halves both axes, three branches concatenated:
+
+    - 3x3 conv stride 2, 3 units;
+    - 1x1 conv 4 units -> 3x3 conv 6 units -> 3x3 conv stride 2, 6 units;
+    - 3x3 max pool stride 2 (keeps ``in_channels``).
+
+    Args:
+        in_channels: feature maps in.
+        unit: feature maps per width unit.
+
+    Shape:
+        ``(B, in_channels, H, W)`` -> ``(B, in_channels + 9 * unit, ceil(H / 2), ceil(W / 2))``.
+    """
+
+    def __init__(self, in_channels: int, unit: int = 16) -> None:
+        super().__init__()
+        self.branch3 = ConvBN(in_channels, 3 * unit, 3, 2)
+        self.branch3x2 = nn.Sequential(ConvBN(in_channels, 4 * unit, 1), ConvBN(4 * unit, 6 * unit, 3),
+                                       ConvBN(6 * unit, 6 * unit, 3, 2))
+        self.branch_pool = nn.MaxPool2d(3, 2, 1)
+        self.out_channels = in_channels + 9 * unit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch3(x), self.branch3x2(x), self.branch_pool(x)], dim=1)
+
+
+class InceptionBackbone(nn.Module):
+    """An Inception-style CNN, laid out as the original's Inception encoder (Lee et al.,
+    ICASSP 2020): a 5x5 conv-BN-ReLU stem (``4 * unit`` maps) and 2x2 max pool, then
+    ``num_stages`` stages of one :class:`ReductionModule` (halves both axes) and one
+    :class:`InceptionModule` (``16 * unit`` maps out), then a 1x1 conv-ReLU embedding to
+    ``features`` maps and global average pooling. ``unit = round(16 * width_mult)``.
+
+    On the paper's 128 x 161 log-mel image the six stages work at 64x80, 32x40, ..., 1x2 cells.
+    With the defaults: 3,322,304 parameters, 256 features.
+
+    Args:
+        num_stages: reduction + Inception stages.
+        width_mult: scales every branch width (1.0: Inception-v3 widths, 256 maps per stage).
+        features: feature maps of the embedding conv, the output size.
+
+    Shape:
+        input ``(B, 1, n_mels, frames)``; output ``(B, features)``.
+    """
+
+    def __init__(self, num_stages: int = 6, width_mult: float = 1.0, features: int = 256) -> None:
+        super().__init__()
+        unit = round(16 * width_mult)
+        if num_stages < 1 or features < 1:
+            raise ValueError(f"InceptionBackbone: need num_stages >= 1 and features >= 1; "
+                             f"got num_stages={num_stages}, features={features}")
+        if unit < 1:
+            raise ValueError(f"InceptionBackbone: width_mult={width_mult!r} leaves no feature maps "
+                             f"(16 * width_mult rounds to {unit})")
+        self.num_stages = int(num_stages)
+        self.width_mult = float(width_mult)
+        layers: list[nn.Module] = [ConvBN(1, 4 * unit, 5), nn.MaxPool2d(2, ceil_mode=True)]
+        channels = 4 * unit
+        for _ in range(self.num_stages):
+            reduction = ReductionModule(channels, unit)
+            inception = InceptionModule(reduction.out_channels, unit)
+            layers += [reduction, inception]
+            channels = inception.out_channels
+        layers += [nn.Conv2d(channels, features, 1), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.out_features = int(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return global_average_pool(self.features(x))
+
+
+# -- the encoder ----------------------------------------------------------------------------------
+BACKBONES: dict[str, type[nn.Module]] = {
+    "small": SmallCNN,
+    "mobilenetv2": MobileNetV2Backbone,
+    "inception": InceptionBackbone,
+}
+"""Backbone name -> class; each maps ``(B, 1, n_mels, frames)`` to ``(B, out_features)``."""
+
+
+class Encoder(nn.Module):
+    """Audio context to ``num_params`` effect controls in (0, 1): log-mel, BatchNorm2d(1) at
+    the CNN input, a backbone, a linear layer and a sigmoid.
+
+    Args:
+        num_params: number of outputs (the chain's learned parameters).
+        backbone: a key of :data:`BACKBONES`: ``"small"``, ``"mobilenetv2"`` or ``"inception"``.
+        sample_rate, n_fft, hop, n_mels: the :class:`LogMel` front end (0 Hz to sr/2).
+        **backbone_kw: hyper-parameters of the backbone class (e.g. ``width_mult``,
+            ``channels``); plain data, kept by :meth:`to_config`.
+
+    Shape:
+        input ``(B, C, T)`` float audio (channels mixed to mono), ``T >= n_fft`` samples;
+        output ``(B, num_params)`` in (0, 1).
+    """
+
+    def __init__(self, num_params: int, backbone: str = "small", sample_rate: float = 22050,
+                 n_fft: int = 1024, hop: int = 256, n_mels: int = 128, **backbone_kw: Any) -> None:
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"Encoder: unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+        if int(num_params) < 1:
+            raise ValueError(f"Encoder: num_params must be at least 1, got {num_params!r}")
+        self.num_params = int(num_params)
+        self.backbone_name = backbone
+        self.backbone_kw = dict(backbone_kw)
+        self.logmel = LogMel(sample_rate, n_fft, hop, n_mels)
+        self.input_norm = nn.BatchNorm2d(1)
+        self.backbone = BACKBONES[backbone](**backbone_kw)
+        self.head = nn.Linear(self.backbone.out_features, self.num_params)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(self.input_norm(self.logmel(audio)))
+        return torch.sigmoid(self.head(features))
+
+    def to_config(self) -> dict[str, Any]:
+        """The constructor's arguments as plain data (tuples become lists), for checkpoints."""
+        config: dict[str, Any] = {
+            "num_params": self.num_params,
+            "backbone": self.backbone_name,
+            "sample_rate": self.logmel.sample_rate,
+            "n_fft": self.logmel.n_fft,
+            "hop": self.logmel.hop,
+            "n_mels": self.logmel.n_mels,
+        }
+        for key, value in self.backbone_kw.items():
+            config[key] = list(value) if isinstance(value, tuple) else value
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Encoder":
+        """A fresh (untrained) encoder from :meth:`to_config`'s dict."""
+        return cls(**config)
+
+    def extra_repr(self) -> str:
+        return f"num_params={self.num_params}, backbone={self.backbone_name!r}"

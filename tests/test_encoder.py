@@ -1,0 +1,206 @@
+"""fxlib.encoder: log-mel front end, backbones, the encoder and its config round trip."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fxlib.encoder import (BACKBONES, Encoder, InceptionBackbone, LogMel, MobileNetV2Backbone, SmallCNN,
+                           mel_centres, mel_filterbank)
+from fxlib.errors import AudioFormatError
+
+SR = 22050
+CONTEXT = 40960  # the paper's encoder context, in samples
+
+
+def tone(freq: float, samples: int = CONTEXT, channels: int = 1) -> torch.Tensor:
+    """A sine of amplitude 0.5, shaped (1, channels, samples)."""
+    t = torch.arange(samples, dtype=torch.float64) / SR
+    x = (0.5 * torch.sin(2 * math.pi * freq * t)).float()
+    return x.expand(1, channels, samples).clone()
+
+
+def num_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# -- LogMel ----------------------------------------------------------------------------------------
+def test_logmel_shape_for_the_paper_context():
+    lm = LogMel()
+    out = lm(torch.randn(3, 2, CONTEXT))
+    assert out.shape == (3, 1, 128, 1 + CONTEXT // 256) == (3, 1, 128, 161)
+    assert lm.num_frames(CONTEXT) == 161
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_logmel_mixes_channels_by_mean():
+    lm = LogMel()
+    stereo = torch.randn(2, 2, 4096)
+    np.testing.assert_allclose(lm(stereo), lm(stereo.mean(1, keepdim=True)), atol=1e-5)
+
+
+def test_logmel_silence_is_the_eps_floor():
+    lm = LogMel(eps=1e-6)
+    out = lm(torch.zeros(1, 1, 2048))
+    np.testing.assert_allclose(out, math.log(1e-6), atol=1e-6)
+
+
+def test_filterbank_rows_are_non_negative_and_cover_zero_to_nyquist():
+    n_fft, n_mels = 1024, 128
+    fb = mel_filterbank(SR, n_fft, n_mels, 0.0, SR / 2)
+    assert fb.shape == (n_mels, n_fft // 2 + 1)
+    assert (fb >= 0).all()
+    assert (fb.sum(axis=1) > 0).all(), "every mel band sees at least one FFT bin"
+    # every bin strictly between 0 Hz and sr/2 (the outer filter edges) has weight
+    assert (fb.sum(axis=0)[1:-1] > 0).all()
+    bins = np.linspace(0, SR / 2, n_fft // 2 + 1)
+    assert bins[fb[0] > 0].min() < 50.0 and bins[fb[-1] > 0].max() > SR / 2 - 300.0
+    centres = mel_centres(SR, n_mels, 0.0, SR / 2)
+    assert (np.diff(centres) > 0).all() and 0 < centres[0] and centres[-1] < SR / 2
+    # each filter peaks at the bin nearest its centre (within one bin)
+    assert (np.abs(bins[fb.argmax(axis=1)] - centres) <= SR / n_fft).all()
+
+
+def test_logmel_filterbank_is_the_module_buffer():
+    lm = LogMel()
+    np.testing.assert_allclose(lm.filterbank.numpy(), mel_filterbank(SR, 1024, 128, 0.0, SR / 2), rtol=1e-6)
+    assert "filterbank" not in lm.state_dict()
+
+
+@pytest.mark.parametrize("band", [5, 20, 40, 64, 90, 120])
+def test_a_tone_at_a_band_centre_lands_in_that_band(band):
+    freq = mel_centres(SR, 128, 0.0, SR / 2)[band]
+    out = LogMel()(tone(freq))[0, 0].mean(dim=1)
+    assert int(out.argmax()) == band
+
+
+@pytest.mark.parametrize("freq", [440.0, 1000.0, 3000.0, 7000.0])
+def test_a_tone_lands_in_the_band_with_the_nearest_centre(freq):
+    centres = mel_centres(SR, 128, 0.0, SR / 2)
+    out = LogMel()(tone(freq))[0, 0].mean(dim=1)
+    assert int(out.argmax()) == int(np.argmin(np.abs(centres - freq)))
+
+
+def test_logmel_rejects_a_2d_input():
+    with pytest.raises(AudioFormatError, match="batch, channels, samples"):
+        LogMel()(torch.randn(2, CONTEXT))
+
+
+def test_logmel_rejects_audio_shorter_than_one_frame():
+    with pytest.raises(AudioFormatError, match="shorter than one frame"):
+        LogMel()(torch.randn(1, 1, 1023))
+
+
+def test_logmel_rejects_nan():
+    x = torch.randn(1, 1, 4096)
+    x[0, 0, 100] = float("nan")
+    with pytest.raises(AudioFormatError, match="NaN"):
+        LogMel()(x)
+
+
+def test_logmel_rejects_integer_audio_and_bad_settings():
+    with pytest.raises(AudioFormatError, match="floating-point"):
+        LogMel()(torch.zeros(1, 1, 4096, dtype=torch.int16))
+    with pytest.raises(ValueError, match="f_max"):
+        LogMel(f_max=20000.0)
+    with pytest.raises(ValueError, match="hop"):
+        LogMel(hop=0)
+
+
+# -- backbones --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_encoder_forward_backward_per_backbone(name):
+    torch.manual_seed(0)
+    enc = Encoder(5, name)
+    out = enc(torch.randn(2, 1, CONTEXT))
+    assert out.shape == (2, 5)
+    assert ((out > 0) & (out < 1)).all()
+    out.sum().backward()
+    grads = [p.grad for p in enc.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert enc.head.weight.grad.abs().sum() > 0 and enc.input_norm.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_backbones_map_a_logmel_image_to_features(name):
+    backbone = BACKBONES[name]()
+    out = backbone(torch.randn(2, 1, 128, 161))
+    assert out.shape == (2, backbone.out_features)
+
+
+def test_mobilenetv2_parameter_count():
+    n = num_parameters(MobileNetV2Backbone(1.0))
+    assert abs(n - 2.2e6) < 0.1 * 2.2e6, n
+    assert MobileNetV2Backbone(1.0).out_features == 1280
+    assert num_parameters(MobileNetV2Backbone(0.5)) < n
+
+
+def test_small_cnn_is_small():
+    assert num_parameters(SmallCNN()) < 100_000
+    assert SmallCNN((8, 16)).out_features == 16
+
+
+def test_inception_width_and_depth_scale():
+    full = InceptionBackbone()
+    assert 1e6 < num_parameters(full) < 5e6
+    assert num_parameters(InceptionBackbone(num_stages=3, width_mult=0.5, features=64)) < num_parameters(full) / 5
+
+
+# -- encoder ----------------------------------------------------------------------------------------
+def test_config_round_trip_through_json():
+    enc = Encoder(7, "small", n_mels=64, channels=(8, 16, 32))
+    config = enc.to_config()
+    assert config == json.loads(json.dumps(config))
+    rebuilt = Encoder.from_config(json.loads(json.dumps(config)))
+    assert rebuilt.to_config() == config
+    rebuilt.load_state_dict(enc.state_dict())
+    enc.eval(), rebuilt.eval()
+    x = torch.randn(2, 2, 8192)
+    torch.testing.assert_close(enc(x), rebuilt(x))
+
+
+def test_config_keeps_backbone_options():
+    config = Encoder(3, "mobilenetv2", width_mult=0.5).to_config()
+    assert config["backbone"] == "mobilenetv2" and config["width_mult"] == 0.5
+    assert Encoder.from_config(config).backbone.width_mult == 0.5
+
+
+def test_encoder_rejects_unknown_backbone_and_bad_input():
+    with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
+        Encoder(3, "resnet")
+    with pytest.raises(ValueError, match="num_params"):
+        Encoder(0)
+    enc = Encoder(3)
+    with pytest.raises(AudioFormatError, match="batch, channels, samples"):
+        enc(torch.randn(2, CONTEXT))
+    with pytest.raises(AudioFormatError, match="shorter than one frame"):
+        enc(torch.randn(2, 1, 500))
+    with pytest.raises(AudioFormatError, match="NaN"):
+        enc(torch.full((2, 1, CONTEXT), float("nan")))
+
+
+def test_small_encoder_overfits_a_toy_regression():
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, CONTEXT // 4) * torch.tensor([0.01, 0.1, 0.3, 1.0]).view(4, 1, 1)
+    target = torch.rand(4, 6) * 0.8 + 0.1
+    enc = Encoder(6, "small")
+    opt = torch.optim.Adam(enc.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(100):
+        loss = torch.nn.functional.mse_loss(enc(x), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+    enc.eval()  # the running BatchNorm statistics serve too
+    with torch.no_grad():
+        assert torch.nn.functional.mse_loss(enc(x), target).item() < losses[0] / 10
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_encoder_runs_on_cuda():
+    enc = Encoder(4, "small").cuda()
+    out = enc(torch.randn(2, 2, CONTEXT, device="cuda"))
+    assert out.device.type == "cuda" and out.shape == (2, 4)
