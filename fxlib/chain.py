@@ -55,6 +55,9 @@ class _Stage:
         self.spec = spec
         self.name = spec["name"]
         options = {k: spec[k] for k in ("params", "channels") if k in spec}
+        if options and spec["kind"] != "python":
+            raise SpecError(f"{self.name} ({spec['id']}): {' and '.join(map(repr, options))} apply to python "
+                            f"effects only, not to kind {spec['kind']!r}")
         first = load_effect(spec["kind"], spec["id"], sample_rate, **options)
         if channels in first.channels:
             self.mode, self.instances = "direct", [first]
@@ -152,7 +155,9 @@ class FxChain:
                 spec = tomllib.load(f)
         except FileNotFoundError:
             raise SpecError(f"chain spec file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
+        except IsADirectoryError:
+            raise SpecError(f"chain spec file {path} is a folder, not a TOML file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise SpecError(f"chain spec file {path} is not valid TOML: {e}") from e
         return cls.from_spec(spec)
 
@@ -339,7 +344,8 @@ def _normalise_effects(effects: Iterable[Mapping]) -> list[dict]:
             if key not in raw:
                 raise SpecError(f"effect #{i}: missing {key!r}")
         spec = copy.deepcopy(dict(raw))
-        base = spec.get("name") or str(spec["id"]).rstrip("/#").replace(".vst3", "").split("/")[-1].split(":")[-1]
+        base = spec.get("name") or (str(spec["id"]).rstrip("/#").removesuffix(".vst3").split("/")[-1]
+                                     .split(":")[-1].replace(".", "_"))
         name, k = base, 2
         while name in seen:
             if "name" in raw:
@@ -376,6 +382,8 @@ def _configure(stage: _Stage) -> list[Param]:
             raise unknown_param(f"{stage.name} ({effect.name})", key, effect.params)
         if key in fixed:
             raise SpecError(f"{stage.name}.{key} is both learned and fixed")
+        if list(learn).count(key) > 1:
+            raise SpecError(f"{stage.name}.{key} is listed twice in 'learn'")
         param = effect.params[key]
         if key in ranges:
             r = ranges[key]

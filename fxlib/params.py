@@ -86,7 +86,9 @@ class Param:
                owner: str = "") -> "Param":
         """A parameter taking one of ``choices`` (default: the first)."""
         choices = tuple(choices)
-        return cls(name, 0.0, 0.0, choices[0] if default is None else default, unit=unit,
+        if default is None and choices:
+            default = choices[0]
+        return cls(name, 0.0, 0.0, default, unit=unit,
                    scale="choice", choices=choices, owner=owner)
 
     def with_range(self, low: float | None = None, high: float | None = None,
@@ -143,6 +145,8 @@ class Param:
     def to_unit(self, value: Any) -> Any:
         """Map a native value (or array) to [0, 1]; the inverse of :meth:`to_native`."""
         if self.scale == "choice":
+            if isinstance(value, (list, np.ndarray)):  # what to_native returns for an array
+                return np.array([self.to_unit(v) for v in value], dtype=np.float64)
             n = len(self.choices)
             if n == 1:
                 return 0.5

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import pedalboard as pb
 
-from ..errors import PluginNotFoundError
+from ..errors import AudioFormatError, PluginNotFoundError
 from ..params import Param, closest
 from .base import Effect
 
@@ -176,13 +176,24 @@ class BuiltinEffect(Effect):
         if name == "mode":
             value = pb.LadderFilter.Mode.__members__[value]
         for plugin, attr in self._targets[name]:
+            if isinstance(plugin, (pb.LowpassFilter, pb.HighpassFilter)):
+                value = min(value, self.sample_rate / 2)  # above Nyquist these first-order filters blow up
             setattr(plugin, attr, value)
 
     def _process(self, audio: np.ndarray) -> np.ndarray:
+        check_layout(audio, self.name)
         return self._board.process(audio, self.sample_rate, reset=False)
 
     def reset(self) -> None:
         self._board.reset()
+
+
+def check_layout(audio: np.ndarray, owner: str) -> None:
+    """pedalboard takes the smaller dimension for the channels, so it misreads (or refuses)
+    multichannel blocks of no more samples than channels; refuse them clearly."""
+    if 1 < audio.shape[0] >= audio.shape[1]:
+        raise AudioFormatError(f"{owner}: a block of {audio.shape[1]} sample(s) with {audio.shape[0]} channels "
+                               f"is too short for pedalboard; use blocks of more than {audio.shape[0]} samples")
 
 
 def list_plugins() -> list[dict]:

@@ -23,6 +23,7 @@ import pedalboard as pb
 from ..errors import ParameterError, PluginNotFoundError, UnsupportedPluginError
 from ..params import Param, closest
 from .base import Effect
+from .builtin import check_layout
 
 
 def search_paths() -> list[Path]:
@@ -79,10 +80,12 @@ class Vst3Effect(Effect):
             raise UnsupportedPluginError(f"VST3 plugin {path} failed to load: {e}") from e
         self._plugin_name = self._plugin.name
         for key, p in self._plugin.parameters.items():
-            if not p.is_automatable or p.type is str:
+            if not p.is_automatable or key == "current_program" or (p.type is str and not p.valid_values):
                 continue
             value = getattr(self._plugin, key)
-            if p.type is bool:
+            if p.type is str:  # an enumeration (e.g. ZamTube's tone_stack_model)
+                param = Param.choice(key, p.valid_values, value, owner=self.name)
+            elif p.type is bool:
                 param = Param.choice(key, (False, True), bool(value), owner=self.name)
             else:
                 low, high = p.range[0], p.range[1]
@@ -115,6 +118,7 @@ class Vst3Effect(Effect):
             raise ParameterError(f"{param.where}: set to {value!r} but the plugin reports {got!r}")
 
     def _process(self, audio: np.ndarray) -> np.ndarray:
+        check_layout(audio, self.name)
         out = self._plugin.process(audio, self.sample_rate, reset=False)
         missing = audio.shape[1] - out.shape[1]
         return np.pad(out, ((0, 0), (missing, 0))) if missing else out
