@@ -1,0 +1,182 @@
+"""Training losses: differentiable distances between an output and a target waveform.
+
+Both losses take ``(output, target)`` tensors of shape ``(B, C, T)`` (batch, channels,
+samples; amplitude in full-scale units, 1.0 = 0 dBFS) on any device and return a scalar
+tensor. They check their input and raise :class:`~fxlib.errors.AudioFormatError` naming what
+is wrong (a shape, a NaN, a length too short for the transform).
+
+``get_loss(name, **hyper_parameters)`` builds one by the name a task config uses:
+``"spectral"`` (the paper's training loss) or ``"mrstft"`` (multi-resolution STFT).
+"""
+from __future__ import annotations
+
+import auraloss
+import torch
+
+from .errors import AudioFormatError
+
+
+def _check_pair(output: torch.Tensor, target: torch.Tensor, min_samples: int, loss: str) -> None:
+    """Raise AudioFormatError unless output and target are finite float (B, C, T) tensors alike."""
+    for name, x in (("output", output), ("target", target)):
+        if not isinstance(x, torch.Tensor):
+            raise AudioFormatError(f"{loss}: {name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 3:
+            raise AudioFormatError(f"{loss}: {name} must have shape (B, C, T), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise AudioFormatError(f"{loss}: {name} must be a floating-point tensor, got {x.dtype}")
+    if output.shape != target.shape:
+        raise AudioFormatError(
+            f"{loss}: output shape {tuple(output.shape)} differs from target shape {tuple(target.shape)}")
+    if output.shape[-1] < min_samples:
+        raise AudioFormatError(
+            f"{loss}: audio has {output.shape[-1]} samples; this loss needs at least {min_samples}")
+    for name, x in (("output", output), ("target", target)):
+        if not bool(torch.isfinite(x).all()):
+            raise AudioFormatError(f"{loss}: {name} contains NaN or Inf")
+
+
+class SpectralLoss(torch.nn.Module):
+    """The paper's training loss: L2 on STFT magnitude and log magnitude, plus L1 in time.
+
+    With ``Y`` and ``X`` the STFT magnitudes of target ``y`` and output ``x``::
+
+        loss = w_mag     * mean((|X| - |Y|) ** 2)
+             + w_log_mag * mean((log(|X| + eps) - log(|Y| + eps)) ** 2)
+             + w_time    * mean(|x - y|)
+
+    each mean taken over every element (batch, channels, frames and bins, or samples).
+    The STFT follows the original TensorFlow code (``tf.signal.stft`` with ``pad_end``):
+    a periodic Hann window of ``win_length`` samples centred in frames of ``n_fft`` samples,
+    frames start at 0, ``hop_length`` apart; the signal is zero-padded at its end so that
+    ``ceil(T / hop_length)`` frames cover it; no centring. The defaults (FFT 1024, hop 1024,
+    so no overlap; weights 1, 1, 10; ``eps`` 1e-5) are the released configurations' values.
+
+    Args:
+        n_fft: FFT size in samples.
+        win_length: analysis window length in samples, at most ``n_fft``.
+        hop_length: distance between frame starts in samples.
+        w_mag: weight of the magnitude term.
+        w_log_mag: weight of the log-magnitude term.
+        w_time: weight of the time-domain L1 term.
+        eps: added to magnitudes before the natural logarithm.
+
+    Shape:
+        - output: ``(B, C, T)``, any ``T >= 1``.
+        - target: ``(B, C, T)``, same shape as ``output``.
+        - returns: scalar tensor.
+    """
+
+    def __init__(self, n_fft: int = 1024, win_length: int = 1024, hop_length: int = 1024,
+                 w_mag: float = 1.0, w_log_mag: float = 1.0, w_time: float = 10.0,
+                 eps: float = 1e-5) -> None:
+        super().__init__()
+        if not 0 < win_length <= n_fft:
+            raise ValueError(f"SpectralLoss: need 0 < win_length <= n_fft, got {win_length} and {n_fft}")
+        if hop_length < 1:
+            raise ValueError(f"SpectralLoss: hop_length must be >= 1, got {hop_length}")
+        if eps <= 0:
+            raise ValueError(f"SpectralLoss: eps must be > 0, got {eps}")
+        self.n_fft = n_fft
+        self.win_length = win_length
+        self.hop_length = hop_length
+        self.w_mag = w_mag
+        self.w_log_mag = w_log_mag
+        self.w_time = w_time
+        self.eps = eps
+
+    def magnitude(self, x: torch.Tensor) -> torch.Tensor:
+        """STFT magnitude as the loss sees it.
+
+        Shape:
+            - x: ``(B, C, T)``.
+            - returns: ``(B, C, n_fft // 2 + 1, ceil(T / hop_length))``.
+        """
+        batch, channels, samples = x.shape
+        frames = -(-samples // self.hop_length)
+        padded = (frames - 1) * self.hop_length + self.n_fft
+        x = torch.nn.functional.pad(x.reshape(batch * channels, samples), (0, padded - samples))
+        window = torch.hann_window(self.win_length, periodic=True, dtype=x.dtype, device=x.device)
+        spec = torch.stft(x, self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
+                          window=window, center=False, return_complex=True)
+        return spec.abs().reshape(batch, channels, spec.shape[-2], spec.shape[-1])
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_pair(output, target, 1, "SpectralLoss")
+        out_mag, tgt_mag = self.magnitude(output), self.magnitude(target)
+        mag = torch.mean((out_mag - tgt_mag) ** 2)
+        log_mag = torch.mean((torch.log(out_mag + self.eps) - torch.log(tgt_mag + self.eps)) ** 2)
+        time = torch.mean(torch.abs(output - target))
+        return self.w_mag * mag + self.w_log_mag * log_mag + self.w_time * time
+
+
+class MultiResolutionSTFTLoss(torch.nn.Module):
+    """Multi-resolution STFT loss (Yamamoto et al. 2020), computed by auraloss.
+
+    For each resolution, with magnitudes ``|X|`` (output) and ``|Y|`` (target) floored at
+    ``1e-4`` (auraloss's ``sqrt(max(power, 1e-8))``)::
+
+        term = w_sc      * ||Y - X||_F / ||Y||_F                 (spectral convergence)
+             + w_log_mag * mean(|log|X| - log|Y||)                 (L1 log magnitude)
+             + w_lin_mag * mean(||X| - |Y||)                       (L1 linear magnitude)
+
+    and the loss is the mean of the terms over resolutions. The Frobenius norms run over the
+    whole batch. Each STFT is auraloss's: Hann window, centred frames with reflect padding.
+
+    Args:
+        fft_sizes: FFT size of each resolution, in samples.
+        hop_sizes: hop of each resolution, in samples.
+        win_lengths: window length of each resolution, in samples (at most its FFT size).
+        w_sc: weight of the spectral-convergence term.
+        w_log_mag: weight of the log-magnitude term.
+        w_lin_mag: weight of the linear-magnitude term.
+
+    Shape:
+        - output: ``(B, C, T)`` with ``T > max(fft_sizes) // 2`` (reflect padding needs it).
+        - target: ``(B, C, T)``, same shape as ``output``.
+        - returns: scalar tensor.
+    """
+
+    def __init__(self, fft_sizes: tuple[int, ...] = (2048, 1024, 512),
+                 hop_sizes: tuple[int, ...] = (512, 256, 128),
+                 win_lengths: tuple[int, ...] = (2048, 1024, 512),
+                 w_sc: float = 1.0, w_log_mag: float = 1.0, w_lin_mag: float = 0.0) -> None:
+        super().__init__()
+        if not len(fft_sizes) == len(hop_sizes) == len(win_lengths) > 0:
+            raise ValueError("MultiResolutionSTFTLoss: fft_sizes, hop_sizes and win_lengths must be "
+                             f"non-empty and of one length, got {fft_sizes}, {hop_sizes}, {win_lengths}")
+        if any(w > n for w, n in zip(win_lengths, fft_sizes)):
+            raise ValueError(f"MultiResolutionSTFTLoss: each win_length must be <= its FFT size, "
+                             f"got {win_lengths} for {fft_sizes}")
+        self.fft_sizes = tuple(fft_sizes)
+        self.hop_sizes = tuple(hop_sizes)
+        self.win_lengths = tuple(win_lengths)
+        self.loss = auraloss.freq.MultiResolutionSTFTLoss(
+            fft_sizes=list(fft_sizes), hop_sizes=list(hop_sizes), win_lengths=list(win_lengths),
+            w_sc=w_sc, w_log_mag=w_log_mag, w_lin_mag=w_lin_mag)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_pair(output, target, max(self.fft_sizes) // 2 + 1, "MultiResolutionSTFTLoss")
+        return self.loss(output, target)
+
+
+LOSSES: dict[str, type[torch.nn.Module]] = {
+    "spectral": SpectralLoss,
+    "mrstft": MultiResolutionSTFTLoss,
+}
+"""Loss classes by the name a task config gives them."""
+
+
+def get_loss(name: str, **hyper_parameters) -> torch.nn.Module:
+    """Build a loss by name.
+
+    Args:
+        name: a key of :data:`LOSSES` (``"spectral"`` or ``"mrstft"``).
+        **hyper_parameters: passed to the loss class's constructor.
+
+    Returns:
+        the loss module, called as ``loss(output, target)`` on ``(B, C, T)`` tensors.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; use one of {sorted(LOSSES)}")
+    return LOSSES[name](**hyper_parameters)

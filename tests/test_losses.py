@@ -1,0 +1,118 @@
+"""Training losses: known values, zero at identity, gradients, shapes and input errors."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fxlib.errors import AudioFormatError
+from fxlib.losses import LOSSES, MultiResolutionSTFTLoss, SpectralLoss, get_loss
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def audio(shape=(2, 2, 4096), seed=0, dtype=torch.float32):
+    return (0.1 * torch.randn(shape, generator=torch.Generator().manual_seed(seed))).to(dtype)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("shape", [(1, 1, 4096), (3, 2, 2500)])
+@pytest.mark.parametrize("device", DEVICES)
+def test_zero_for_identical_and_positive_otherwise(name, shape, device):
+    loss = get_loss(name)
+    x = audio(shape).to(device)
+    assert loss(x, x.clone()).item() == 0.0
+    assert loss(x, audio(shape, seed=1).to(device)).item() > 0.1
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_gradient_flows_and_is_finite(name):
+    target = audio()
+    for output in (0.5 * target, torch.zeros_like(target)):
+        output = output.clone().requires_grad_(True)
+        get_loss(name)(output, target).backward()
+        assert torch.isfinite(output.grad).all()
+        if output.detach().abs().sum() > 0:
+            assert output.grad.abs().sum() > 0
+
+
+def test_time_term_is_weighted_l1():
+    x = audio()
+    loss = SpectralLoss(w_mag=0.0, w_log_mag=0.0)  # default w_time 10
+    assert loss(x + 0.1, x).item() == pytest.approx(10 * 0.1, rel=1e-5)
+
+
+def test_log_magnitude_term_of_a_gain_is_log_gain_squared():
+    x = audio(dtype=torch.float64)
+    loss = SpectralLoss(w_mag=0.0, w_time=0.0, eps=1e-12)
+    assert loss(2 * x, x).item() == pytest.approx(math.log(2) ** 2, rel=1e-6)
+
+
+def test_magnitude_term_of_a_gain_is_scaled_mean_power():
+    x = audio(dtype=torch.float64)
+    loss = SpectralLoss(w_log_mag=0.0, w_time=0.0)
+    mean_power = torch.mean(loss.magnitude(x) ** 2).item()
+    assert loss(3 * x, x).item() == pytest.approx(4 * mean_power, rel=1e-9)
+
+
+def test_stft_frames_are_non_overlapping_hann_frames_padded_at_the_end():
+    x = audio((1, 1, 2500), dtype=torch.float64)
+    mag = SpectralLoss().magnitude(x)
+    assert mag.shape == (1, 1, 513, 3)  # ceil(2500 / 1024) frames
+    signal = np.pad(x.numpy()[0, 0], (0, 3 * 1024 - 2500))
+    window = np.hanning(1025)[:-1]  # periodic Hann
+    expected = np.abs(np.fft.rfft(signal.reshape(3, 1024) * window, axis=-1)).T
+    np.testing.assert_allclose(mag[0, 0].numpy(), expected, atol=1e-10)
+
+
+def test_spectral_loss_hyper_parameters_are_configurable():
+    x, y = audio(), audio(seed=1)
+    default = SpectralLoss()(x, y).item()
+    assert SpectralLoss(n_fft=512, win_length=512, hop_length=256)(x, y).item() != default
+    assert SpectralLoss(w_time=0.0)(x, y).item() < default
+
+
+def test_mrstft_single_resolution_spectral_convergence_of_a_gain():
+    x = audio()
+    loss = MultiResolutionSTFTLoss(fft_sizes=(1024,), hop_sizes=(256,), win_lengths=(1024,), w_log_mag=0.0)
+    assert loss(0.5 * x, x).item() == pytest.approx(0.5, rel=1e-4)  # ||Y - Y/2|| / ||Y||
+
+
+def test_get_loss_passes_hyper_parameters_and_rejects_unknown_names():
+    assert isinstance(get_loss("spectral", n_fft=2048, win_length=2048), SpectralLoss)
+    assert get_loss("mrstft", fft_sizes=(256,), hop_sizes=(64,), win_lengths=(256,)).fft_sizes == (256,)
+    with pytest.raises(ValueError, match="unknown loss 'l2'"):
+        get_loss("l2")
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_bad_input_is_named(name):
+    loss = get_loss(name)
+    x = audio()
+    with pytest.raises(AudioFormatError, match="differs from target shape"):
+        loss(x, x[:, :1])
+    with pytest.raises(AudioFormatError, match=r"\(B, C, T\)"):
+        loss(x[0], x[0])
+    bad = x.clone()
+    bad[1, 0, 7] = float("nan")
+    with pytest.raises(AudioFormatError, match="output contains NaN"):
+        loss(bad, x)
+    with pytest.raises(AudioFormatError, match="target contains NaN"):
+        loss(x, bad)
+    with pytest.raises(AudioFormatError, match="floating-point"):
+        loss(x.to(torch.int32), x.to(torch.int32))
+    with pytest.raises(AudioFormatError, match="needs at least"):
+        loss(x[..., :0], x[..., :0])
+
+
+def test_mrstft_names_the_minimum_length():
+    x = audio((1, 1, 1024))
+    with pytest.raises(AudioFormatError, match="1024 samples; this loss needs at least 1025"):
+        MultiResolutionSTFTLoss()(x, x)
+
+
+def test_bad_hyper_parameters_are_rejected():
+    with pytest.raises(ValueError, match="win_length <= n_fft"):
+        SpectralLoss(n_fft=512, win_length=1024)
+    with pytest.raises(ValueError, match="one length"):
+        MultiResolutionSTFTLoss(fft_sizes=(1024, 512), hop_sizes=(256,), win_lengths=(1024,))
