@@ -1,0 +1,22 @@
+"""Paired audio data sets: files on disk, in-memory loading, training windows, and their makers.
+
+=====================  ==========================================================================
+module                 holds
+=====================  ==========================================================================
+:mod:`.audio`          WAV reading/writing as float32 ``(C, T)``, the data errors, atomic writes
+:mod:`.download`       resumable, checksummed downloads; safe, atomic zip/tar extraction
+:mod:`.paired`         the manifest layout every task uses; :class:`PairedDataset`
+:mod:`.windows`        :class:`StreamingWindows` (the paper's stateful frames) and :class:`RandomClips`
+:mod:`.midi`           seeded MIDI riffs and grooves, a MIDI file writer, FluidSynth rendering
+:mod:`.amp`            the tube-amp task's data: the paper's download or the offline build
+=====================  ==========================================================================
+"""
+from .audio import (AudioFileError, ChecksumError, DataError, DataNotFoundError, DownloadError, load_audio,
+                    save_audio)
+from .download import download, extract, file_digest
+from .paired import Manifest, Pair, PairedDataset, PairWriter, read_manifest, split_names, write_manifest
+from .windows import RandomClips, StreamingWindows
+
+__all__ = ["AudioFileError", "ChecksumError", "DataError", "DataNotFoundError", "DownloadError", "Manifest", "Pair",
+           "PairWriter", "PairedDataset", "RandomClips", "StreamingWindows", "download", "extract", "file_digest",
+           "load_audio", "read_manifest", "save_audio", "split_names", "write_manifest"]
