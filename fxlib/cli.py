@@ -5,6 +5,10 @@
     fxlib chains list                                the preset chains (the paper's and portable ones)
     fxlib chains show NAME                           a preset's learned parameters
     fxlib demo [--out DIR]                           a short tour of the chain API, writing WAVs and JSON
+    fxlib train --task amp --profile quick           train, fit the baselines, evaluate, write paper/results
+    fxlib evaluate --run runs/amp-quick              evaluate a trained run again
+    fxlib process --checkpoint CKPT in.wav out.wav   process a file with a trained model
+    fxlib data amp build|download ...                build or download a task's dataset
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from .hosts import KINDS, backend, load_effect
 from .hosts.builtin import BUILTINS
 from .hosts.vst3 import installed_bundles
 from .params import closest
+from .tasks import TASKS
 
 
 def guess_kind(plugin_id: str) -> str:
@@ -145,6 +150,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run
+    from .train import Trainer
+
+    out = Path(args.out or Path("runs") / f"{args.task}-{args.profile}")
+    trainer = Trainer(args.task, args.profile, out, data_root=args.data, chain=args.chain, seed=args.seed,
+                      device=args.device, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+    best = trainer.fit()
+    if trainer.rank == 0:
+        trainer.fit_fixed()
+        results = evaluate_run(out, args.results)
+        print(f"trained {best}; results in {args.results}/{results['task']}.md")
+        for system, row in results["systems"].items():
+            print(f"  {system:18} loss {row['loss']:.4g}  mfcc_cosine {row['mfcc_cosine']:.4g}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run
+
+    results = evaluate_run(args.run, args.results)
+    print(f"wrote {args.results}/{results['task']}.json and .md")
+    return 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from .data.audio import load_audio, save_audio
+    from .model import DeepAFx
+
+    model = DeepAFx.from_checkpoint(args.checkpoint)
+    audio, _ = load_audio(args.input, int(model.sample_rate), model.channels)
+    out, u = model.process(audio)
+    save_audio(args.output, out, int(model.sample_rate))
+    if args.curves:
+        model.write_curves(u, args.curves)
+    print(f"wrote {args.output} ({audio.shape[1] / model.sample_rate:.1f} s, {len(u)} parameter vectors)")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import amp
+
+    return amp.main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxlib", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -170,6 +220,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="paper/demo", help="output folder (default paper/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a task, fit the baselines and evaluate")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
+    p.add_argument("--out", help="run folder (default runs/<task>-<profile>); an existing run resumes")
+    p.add_argument("--data", help="dataset folder (default data/<task>; built offline if absent)")
+    p.add_argument("--chain", help="a preset chain instead of the task's first buildable one")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], help="encoder device (default: CUDA when available)")
+    p.add_argument("--results", default="paper/results", help="where the results table goes")
+    p.add_argument("--checkpoint-every", type=int, default=25, help="steps between mid-epoch checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a trained run against the baselines")
+    p.add_argument("--run", required=True, help="the run folder (holding best.pt)")
+    p.add_argument("--results", default="paper/results")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("process", help="process an audio file with a trained model")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--curves", help="also write the parameter curves as CSV")
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("data", help="build or download a task's dataset (see `fxlib data amp --help`)")
+    p.add_argument("task", choices=["amp"])
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_data)
     return parser
 
 
@@ -177,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except FxError as e:
+    except (FxError, FileNotFoundError) as e:
         print(f"fxlib: error: {e}", file=sys.stderr)
         return 2
 

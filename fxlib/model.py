@@ -1,0 +1,164 @@
+"""The DeepAFx model: an encoder that predicts an effect chain's parameters from audio.
+
+Training renders the chain through :class:`~fxlib.layer.BlackBoxFx` (see :mod:`fxlib.train`);
+this module holds what a checkpoint needs to rebuild the model (the chain spec and the
+encoder config) and inference on whole files with time-varying parameters: one parameter
+vector per hop, predicted from the context window centred on that hop, the chain streaming
+through the file so its state carries across hops, the chain's latency compensated.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .chain import FxChain
+from .encoder import Encoder
+from .errors import AudioFormatError, SpecError
+from .hosts import check_audio
+
+
+class DeepAFx(nn.Module):
+    """Encoder + the plain-data spec of the chain it controls.
+
+    Args:
+        chain_spec: the :class:`~fxlib.chain.FxChain` spec (dict).
+        encoder_config: :meth:`Encoder.to_config` without ``num_params`` (taken from the chain).
+        context: encoder input length in samples; frame: samples per parameter vector (hop).
+
+    Attributes:
+        names: the learned parameters ``"<effect>.<param>"``; effect_sizes: learned count per effect.
+        default_unit: ``(P,)`` the chain's default parameter vector in [0, 1].
+    """
+
+    def __init__(self, chain_spec: Mapping, encoder_config: Mapping, context: int, frame: int) -> None:
+        super().__init__()
+        if not 0 < frame <= context:
+            raise SpecError(f"frame ({frame}) must be positive and at most the context ({context})")
+        self.chain_spec = dict(chain_spec)
+        self.context, self.frame = int(context), int(frame)
+        with FxChain.from_spec(self.chain_spec) as chain:
+            self.names = list(chain.names)
+            self.effect_sizes = [sum(p.owner == s.name for p in chain.params) for s in chain.stages]
+            self.default_unit = torch.tensor(chain.default_unit(), dtype=torch.float32)
+            self.sample_rate, self.channels = chain.sample_rate, chain.channels
+        self.encoder_config = {k: v for k, v in dict(encoder_config).items() if k != "num_params"}
+        self.encoder = Encoder.from_config({**self.encoder_config, "num_params": len(self.names)})
+
+    @property
+    def num_params(self) -> int:
+        """P, the number of learned parameters."""
+        return len(self.names)
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        """Predict parameters.
+
+        Shape:
+            context ``(B, C, context)`` audio -> ``(B, P)`` in (0, 1).
+        """
+        return self.encoder(context)
+
+    def config(self) -> dict[str, Any]:
+        """What :meth:`from_config` needs (stored in checkpoints)."""
+        return {"chain_spec": self.chain_spec, "encoder_config": self.encoder_config,
+                "context": self.context, "frame": self.frame}
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "DeepAFx":
+        return cls(config["chain_spec"], config["encoder_config"], config["context"], config["frame"])
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, map_location: str = "cpu") -> "DeepAFx":
+        """Rebuild a trained model from a checkpoint written by :mod:`fxlib.train`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        state = torch.load(path, map_location=map_location, weights_only=False)
+        if "model_config" not in state or "encoder" not in state:
+            raise SpecError(f"{path} is not an fxlib checkpoint (no model_config/encoder)")
+        model = cls.from_config(state["model_config"])
+        model.encoder.load_state_dict(state["encoder"])
+        return model.eval()
+
+    # -- inference on whole files -------------------------------------------------------
+    def contexts(self, audio: np.ndarray) -> np.ndarray:
+        """The context window centred on each hop of ``audio``.
+
+        Shape:
+            audio ``(C, T)`` -> ``(N, C, context)`` with N = ceil(T / frame); zero-padded at the edges.
+        """
+        n = -(-audio.shape[1] // self.frame)
+        left = (self.context - self.frame) // 2
+        padded = np.pad(audio, ((0, 0), (left, n * self.frame - audio.shape[1] + self.context - self.frame - left)))
+        return np.stack([padded[:, i * self.frame:i * self.frame + self.context] for i in range(n)])
+
+    @torch.no_grad()
+    def predict(self, audio: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """One parameter vector per hop: ``(C, T)`` audio -> ``(N, P)`` in [0, 1]."""
+        check_audio(audio, "DeepAFx.predict", (self.channels,))
+        device = next(self.encoder.parameters()).device
+        ctx = self.contexts(audio)
+        out = [self(torch.from_numpy(ctx[i:i + batch_size]).to(device)).cpu() for i in range(0, len(ctx), batch_size)]
+        return torch.cat(out).double().numpy()
+
+    def process(self, audio: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Process a whole file with time-varying parameters.
+
+        Args:
+            audio: float32 ``(C, T)`` at the chain's sample rate.
+
+        Returns:
+            ``(output (C, T) float32, params (N, P) in [0, 1])``, output aligned with the input.
+        """
+        u = self.predict(audio, batch_size)
+        return render_curve(self.chain_spec, audio, u, self.frame), u
+
+    def write_curves(self, u: np.ndarray, path: str | os.PathLike) -> None:
+        """Write the parameter curves as CSV: time (s) of each hop's centre, then native values."""
+        write_curves_csv(self.chain_spec, u, self.frame, path)
+
+
+def render_curve(chain_spec: Mapping, audio: np.ndarray, u: np.ndarray, frame: int) -> np.ndarray:
+    """Stream ``audio`` through a fresh chain with one parameter vector per hop of ``frame`` samples.
+
+    Args:
+        audio: float32 ``(C, T)``; u: ``(N, P)`` (or ``(P,)`` for constant parameters).
+
+    Returns:
+        float32 ``(C, T)``, the chain's latency compensated (the tail is flushed with zeros).
+    """
+    u = np.atleast_2d(u)
+    n = -(-audio.shape[1] // frame)
+    if len(u) == 1:
+        u = np.repeat(u, n, axis=0)
+    if len(u) != n:
+        raise AudioFormatError(f"{n} hops of {frame} samples need {n} parameter vectors, got {len(u)}")
+    with FxChain.from_spec(chain_spec) as chain:
+        chain.reset()
+        total = n * frame + chain.latency
+        padded = np.pad(audio, ((0, 0), (0, total - audio.shape[1])))
+        blocks = [chain.stream(padded[:, i * frame:(i + 1) * frame], u[i]) for i in range(n)]
+        if chain.latency:
+            blocks.append(chain.stream(padded[:, n * frame:], u[-1]))
+        out = np.concatenate(blocks, axis=1)
+        return np.ascontiguousarray(out[:, chain.latency:chain.latency + audio.shape[1]])
+
+
+def write_curves_csv(chain_spec: Mapping, u: np.ndarray, frame: int, path: str | os.PathLike) -> None:
+    """Parameter curves ``(N, P)`` as CSV of native values, written atomically."""
+    path = Path(path)
+    with FxChain.from_spec(chain_spec) as chain:
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["time_s"] + chain.names)
+            for i, row in enumerate(np.atleast_2d(u)):
+                native = chain.to_native(row)
+                writer.writerow([f"{(i + 0.5) * frame / chain.sample_rate:.4f}"] +
+                                [v if isinstance(v, str) else f"{float(v):.6g}" for v in native.values()])
+        tmp.replace(path)

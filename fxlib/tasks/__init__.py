@@ -1,0 +1,117 @@
+"""Task configurations: one module per application, each holding its profiles.
+
+A :class:`Task` names the chain presets to try (the paper's LV2 chain first, then portable
+ones), how to get its data, and three :class:`Profile` s:
+
+* ``smoke``: seconds, for tests;
+* ``quick``: minutes on 2 cores, the default of ``make reproduce``;
+* ``paper``: the paper's settings (batch 100, 1000 steps per epoch, patience 25, ...).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+from ..errors import SpecError
+from ..params import closest
+
+TASKS = ("amp",)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The settings of one training and evaluation run; every unit is stated.
+
+    Data:
+        data_seconds: audio per built dataset (offline builder), in seconds.
+        context: encoder input length in samples (the paper: 40960 at 22.05 kHz).
+        frame: samples rendered by the effects per item and step (the paper: 1024).
+        batch_size: items per step (the paper: 100).
+    Encoder:
+        backbone: "small", "mobilenetv2" or "inception".
+    Stage 1 (regress the default parameters):
+        stage1_steps: steps per epoch; stage1_epochs: at most; stage1_lr; stage1_patience.
+    Stage 2 (through the effects):
+        steps_per_epoch, epochs (at most), lr, patience (early stopping, in epochs),
+        min_lr (ReduceLROnPlateau floor), lr_factor, lr_patience (epochs),
+        valid_batches: batches of the validation split per evaluation.
+    SPSA:
+        epsilon (normalised units), draws (K), mode ("stream" or "clip"), workers (None: cores).
+    Loss:
+        loss: "spectral" (the paper's) or "mrstft".
+    Baseline:
+        fixed_steps: SPSA steps fitting the single best fixed parameter vector;
+        fixed_lr: their Adam learning rate (on the unit vector itself).
+    """
+
+    data_seconds: float = 240.0
+    context: int = 40960
+    frame: int = 1024
+    batch_size: int = 16
+    backbone: str = "small"
+    stage1_steps: int = 50
+    stage1_epochs: int = 20
+    stage1_lr: float = 1e-3
+    stage1_patience: int = 4
+    steps_per_epoch: int = 100
+    epochs: int = 10
+    lr: float = 1e-4
+    patience: int = 25
+    min_lr: float = 1.6e-6
+    lr_factor: float = 0.5
+    lr_patience: int = 3
+    valid_batches: int = 10
+    epsilon: float = 0.01
+    draws: int = 1
+    mode: str = "stream"
+    workers: int | None = None
+    loss: str = "spectral"
+    fixed_steps: int = 500
+    fixed_lr: float = 1e-2
+
+    def override(self, **changes: Any) -> "Profile":
+        """A copy with some settings changed (unknown names raise :class:`SpecError`)."""
+        known = set(asdict(self))
+        for key in changes:
+            if key not in known:
+                raise SpecError(f"profile has no setting {key!r}{closest(key, known)}")
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One application of the paper.
+
+    Args:
+        name: "amp", "breath" or "mastering".
+        description: one line.
+        chains: preset chain names to try in order (the first that builds is used).
+        sample_rate: Hz; channels: 1 or 2.
+        build_data: ``(root, seconds, seed) -> None``, the offline dataset builder.
+        profiles: ``{"smoke": Profile, "quick": Profile, "paper": Profile}``.
+        paper_results: the paper's reported numbers for this task, if any, for the report.
+    """
+
+    name: str
+    description: str
+    chains: tuple[str, ...]
+    sample_rate: int
+    channels: int
+    build_data: Callable[..., Any]
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    paper_results: dict[str, Any] = field(default_factory=dict)
+
+    def profile(self, name: str) -> Profile:
+        """The profile ``name``; :class:`SpecError` naming the choices otherwise."""
+        if name not in self.profiles:
+            raise SpecError(f"task {self.name!r} has no profile {name!r}{closest(name, self.profiles)}; "
+                            f"profiles: {', '.join(self.profiles)}")
+        return self.profiles[name]
+
+
+def get_task(name: str) -> Task:
+    """The :class:`Task` named ``name`` (one of :data:`TASKS`)."""
+    if name not in TASKS:
+        raise SpecError(f"no task named {name!r}{closest(name, TASKS)}; tasks: {', '.join(TASKS)}")
+    return importlib.import_module(f"{__name__}.{name}").TASK

@@ -1,0 +1,39 @@
+"""Tube-amplifier emulation: learn a multiband compressor's controls to sound like a tube preamp.
+
+Chain: the paper's Calf MultibandCompressor (``amp-lv2``, 21 controls); where LV2 is missing,
+ZAM's ZaMultiComp (``amp-vst3``) or the built-in stand-in (``amp-builtin``).
+Data: the paper's AudioMDPI recordings when downloaded (``python data_scripts/amp.py download``),
+else the offline builder: FluidSynth guitar and bass DI through a guitarix JCM800 preamp.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import Profile, Task
+
+
+def build_data(root: Path, seconds: float, seed: int) -> None:
+    """Build the offline amp dataset under ``root`` (see :mod:`fxlib.data.amp`)."""
+    from ..data import amp
+
+    amp.build(root, seconds=seconds, seed=seed)
+
+
+TASK = Task(
+    name="amp",
+    description="Tube-amplifier emulation with a multiband compressor (paper section 4.1)",
+    chains=("amp-lv2", "amp-vst3", "amp-builtin"),
+    sample_rate=22050,
+    channels=1,
+    build_data=build_data,
+    profiles={
+        "smoke": Profile(data_seconds=50, context=8192, batch_size=4, stage1_steps=4, stage1_epochs=1,
+                         steps_per_epoch=4, epochs=1, valid_batches=2, fixed_steps=4, workers=1),
+        "quick": Profile(data_seconds=240, context=40960, batch_size=16, stage1_steps=50, stage1_epochs=3,
+                         steps_per_epoch=100, epochs=12, lr=1e-3, patience=4, valid_batches=8,
+                         fixed_steps=600),
+        "paper": Profile(data_seconds=0, context=40960, batch_size=100, backbone="mobilenetv2",
+                         stage1_steps=1000, stage1_epochs=1000, steps_per_epoch=1000, epochs=1000,
+                         lr=1e-4, patience=25, valid_batches=100, fixed_steps=20000),
+    },
+)

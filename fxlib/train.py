@@ -1,0 +1,537 @@
+"""Training: stage 1 regresses the default parameters, stage 2 trains through the effects.
+
+Phases, in order, each with its own Adam optimiser, ReduceLROnPlateau and early stopping:
+
+* ``stage1``: the encoder regresses the chain's default parameter vector (MSE, no effects);
+* ``stage2-1`` .. ``stage2-N``: through the first 1..N effects of the chain (progressive
+  training, one effect added at a time), the effects rendered by
+  :class:`~fxlib.layer.BlackBoxFx` with SPSA gradients, the loss against the target audio.
+
+Everything a run needs to go on is in ``<out>/checkpoint.pt``, written atomically every
+``checkpoint_every`` steps and at each epoch's end: model, optimiser, scheduler, phase,
+epoch, step, early-stopping counters, every random generator. Started again on the same
+folder, a run resumes where the checkpoint left it (streaming effect state is not saved:
+the streams restart from a reset). ``<out>/best.pt`` holds the best validation model,
+``<out>/log.csv`` and ``<out>/tb/`` (TensorBoard) the curves.
+
+Distributed: under ``torchrun`` each rank trains on its own share of the files with its own
+worker pool; gradients of the encoder are averaged (gloo on CPU, nccl on CUDA). Rank 0
+writes checkpoints and logs. The encoder runs on CUDA when available; effects stay on CPU.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .chain import FxChain
+from .data.paired import PairedDataset
+from .data.windows import RandomClips, StreamingWindows
+from .errors import FxError, SpecError
+from .layer import BlackBoxFx
+from .losses import get_loss
+from .model import DeepAFx
+from .presets import chain_spec
+from .tasks import Profile, Task, get_task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    """What identifies a run; a resumed run must match it."""
+
+    task: str
+    profile: dict
+    chain: str
+    data_root: str
+    seed: int
+
+
+def select_chain(task: Task, requested: str | None = None) -> tuple[str, dict]:
+    """The first of the task's preset chains that builds here (or ``requested``)."""
+    reasons = []
+    for name in [requested] if requested else task.chains:
+        spec = chain_spec(name)
+        try:
+            FxChain.from_spec(spec).close()
+        except FxError as e:
+            reasons.append(f"{name}: {e}")
+            continue
+        return name, spec
+    raise FxError(f"no chain of task {task.name!r} can be built here:\n  " + "\n  ".join(reasons))
+
+
+def ensure_data(task: Task, root: Path, profile: Profile, seed: int) -> Path:
+    """The dataset folder; built with the task's offline builder when it has no manifest."""
+    if not (root / "manifest.json").exists():
+        if profile.data_seconds <= 0:
+            raise FileNotFoundError(f"{root} holds no dataset (no manifest.json); download it with "
+                                    f"`python data_scripts/{task.name}.py download --root {root}`")
+        log.info("building the offline %s dataset in %s", task.name, root)
+        task.build_data(root, profile.data_seconds, seed)
+    return root
+
+
+# -- distributed helpers --------------------------------------------------------------------
+def _dist_info() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world
+
+
+def _init_distributed(device: torch.device) -> None:
+    if dist.is_available() and _dist_info()[1] > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+class Shard:
+    """Files ``rank, rank + world, ...`` of a dataset: each rank's share under torchrun."""
+
+    def __init__(self, dataset: PairedDataset, rank: int, world: int) -> None:
+        self.indices = list(range(rank, len(dataset), world))
+        if not self.indices:
+            raise SpecError(f"{dataset!r} has {len(dataset)} files, too few for {world} ranks")
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.dataset[self.indices[i]]
+
+
+def endless(windows: StreamingWindows, skip: int = 0) -> Iterator[dict]:
+    """The batches of data epochs 0, 1, 2, ... of ``windows``, the first ``skip`` left out.
+
+    Batch ``n`` of the stream is the same however it is reached, so a resumed run skips to
+    exactly where it stopped (every slot restarts from a reset there: the effect state is
+    not saved).
+    """
+    per_epoch = len(windows)
+    epoch, offset = divmod(skip, per_epoch)
+    first = True
+    while True:
+        for i, batch in enumerate(windows.iter_epoch(epoch)):
+            if first and i < offset:
+                continue
+            if first:
+                batch["reset"] = batch["valid"].clone()
+                first = False
+            yield batch
+        epoch += 1
+
+
+def _mean_across_ranks(value: float) -> float:
+    if dist.is_available() and dist.is_initialized():
+        t = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t.item()) / dist.get_world_size()
+    return value
+
+
+# -- checkpoints and logs -------------------------------------------------------------------
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def _fx_state(fx: BlackBoxFx | None) -> dict | None:
+    """What a BlackBoxFx needs to continue its perturbation sequence: generator and step."""
+    return None if fx is None else {"generator": fx.generator.get_state(), "step": fx.step}
+
+
+def _set_fx_state(fx: BlackBoxFx, state: dict) -> None:
+    fx.generator.set_state(state["generator"])
+    fx.step = state["step"]
+
+
+class StreamTargets:
+    """Delays target frames by the chain's latency, so they line up with a stream's output.
+
+    A stream cannot look ahead, so its output lags the input by ``latency`` samples; the
+    target of output frame n is the end of target frame n - 1 and the start of frame n.
+
+    Args:
+        latency: samples (at most ``frame``); frame: samples per frame.
+    """
+
+    def __init__(self, latency: int, frame: int) -> None:
+        if latency > frame:
+            raise SpecError(f"stream mode needs a chain latency ({latency}) of at most one frame ({frame}); "
+                            "use mode='clip'")
+        self.latency, self.previous = latency, None
+
+    def __call__(self, target: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
+        """``(B, C, F)`` target frames and ``(B,)`` reset flags -> the delayed ``(B, C, F)`` targets."""
+        if self.latency == 0:
+            return target
+        previous = torch.zeros_like(target) if self.previous is None else self.previous.clone()
+        previous[reset] = 0
+        self.previous = target
+        return torch.cat([previous[..., target.shape[-1] - self.latency:], target[..., :-self.latency]], dim=-1)
+
+
+def render_loss(fx: BlackBoxFx, batch: dict, params: torch.Tensor, targets: StreamTargets | None,
+                loss_fn: nn.Module) -> torch.Tensor:
+    """Render a batch's input frames through ``fx`` at ``params`` and return the loss to the targets.
+
+    Streams whose ``reset`` flag is set start from a reset; items whose ``valid`` flag is
+    False (exhausted streams) are left out of the loss.
+    """
+    reset = batch.get("reset")
+    if reset is not None and bool(reset.any()):
+        fx.reset(torch.nonzero(reset).flatten().tolist())
+    out = fx(batch["input"], params.cpu()).to(params.device)
+    target = batch["target"] if targets is None else targets(batch["target"], reset)
+    target = target.to(params.device)
+    valid = batch.get("valid")
+    if valid is not None and not bool(valid.all()):
+        keep = valid.to(params.device)
+        return loss_fn(out[keep], target[keep])
+    return loss_fn(out, target)
+
+
+class CsvLog:
+    """Append-only CSV of training rows; on resume, rows after the checkpoint are dropped."""
+
+    FIELDS = ("phase", "epoch", "step", "global_step", "train_loss", "valid_loss", "lr", "seconds")
+    """``seconds``: wall time since this (possibly resumed) process started training."""
+
+    def __init__(self, path: Path, keep_until: int | None) -> None:
+        self.path = path
+        rows = []
+        if keep_until is not None and path.exists():
+            with path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["global_step"]) <= keep_until]
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+
+    def write(self, **row: Any) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, self.FIELDS).writerow(row)
+
+
+# -- the trainer ----------------------------------------------------------------------------
+class Trainer:
+    """Runs the phases of one task and profile into ``out_dir``.
+
+    Args:
+        task: a task name ("amp", ...); profile: a profile name or a :class:`Profile`.
+        out_dir: run folder (checkpoints, logs); data_root: dataset folder (built if absent).
+        chain: a preset name to use instead of the task's first buildable one.
+        seed: seeds every generator (data order, perturbations, initialisation).
+        device: "cpu", "cuda" or None (CUDA when available).
+        checkpoint_every: steps between mid-epoch checkpoints.
+    """
+
+    def __init__(self, task: str, profile: str | Profile, out_dir: str | os.PathLike,
+                 data_root: str | os.PathLike | None = None, chain: str | None = None, seed: int = 0,
+                 device: str | None = None, checkpoint_every: int = 25, progress: bool = True) -> None:
+        self.task = get_task(task)
+        self.profile_name = profile if isinstance(profile, str) else "custom"
+        self.profile = self.task.profile(profile) if isinstance(profile, str) else profile
+        self.out = Path(out_dir)
+        self.data_root = Path(data_root) if data_root else Path("data") / self.task.name
+        self.seed = seed
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.checkpoint_every = checkpoint_every
+        self.progress = progress
+        self.rank, self.world = _dist_info()
+        _init_distributed(self.device)
+        self.chain_name, self.spec = select_chain(self.task, chain)
+        self.run = RunConfig(self.task.name, asdict(self.profile), self.chain_name, str(self.data_root), seed)
+        ensure_data(self.task, self.data_root, self.profile, seed) if self.rank == 0 else None
+        self._barrier()
+        self.train_set = PairedDataset(self.data_root, "train", self.task.sample_rate, self.task.channels)
+        self.valid_set = PairedDataset(self.data_root, "valid", self.task.sample_rate, self.task.channels)
+        torch.manual_seed(seed)
+        encoder_config = {"backbone": self.profile.backbone, "sample_rate": self.task.sample_rate}
+        self.model = DeepAFx(self.spec, encoder_config, self.profile.context, self.profile.frame).to(self.device)
+        self.loss_fn = get_loss(self.profile.loss)
+        self.phases = ["stage1"] + [f"stage2-{k}" for k in range(1, len(self.model.effect_sizes) + 1)]
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _barrier(self) -> None:
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+
+    def _wrapped(self) -> nn.Module:
+        if self.world > 1:
+            return nn.parallel.DistributedDataParallel(self.model)
+        return self.model
+
+    def _sub_spec(self, k: int) -> dict:
+        return {**self.spec, "effects": self.spec["effects"][:k]}
+
+    def _shard(self, dataset: PairedDataset) -> PairedDataset | Shard:
+        return Shard(dataset, self.rank, self.world) if self.world > 1 else dataset
+
+    def _stream(self, seed: int, skip: int = 0) -> Iterator[dict]:
+        """This rank's endless training batches for generator ``seed``, from batch ``skip``."""
+        p = self.profile
+        windows = StreamingWindows(self._shard(self.train_set), p.batch_size, p.context, p.frame,
+                                   seed=seed + 7919 * self.rank)
+        return endless(windows, skip)
+
+    def _state(self, phase: int, epoch: int, step: int, global_step: int, opt: torch.optim.Optimizer,
+               sched: Any, best: float, bad: int, fx: BlackBoxFx | None, done: bool = False) -> dict:
+        return {"run": asdict(self.run), "model_config": self.model.config(), "encoder": self.model.encoder.state_dict(),
+                "phase": phase, "epoch": epoch, "step": step, "global_step": global_step, "done": done,
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "best": best, "bad_epochs": bad,
+                "rng": _rng_state(), "fx": _fx_state(fx),
+                "chain": self.chain_name, "task": self.task.name, "profile": self.profile_name}
+
+    def _save(self, state: dict, name: str = "checkpoint.pt") -> None:
+        if self.rank == 0:
+            save_atomic(state, self.out / name)
+
+    def _load(self) -> dict | None:
+        path = self.out / "checkpoint.pt"
+        if not path.exists():
+            return None
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("run") != asdict(self.run):
+            raise SpecError(f"{path} belongs to another run ({state.get('run')}); "
+                            f"use another output folder or delete it to start over")
+        return state
+
+    # -- the run ---------------------------------------------------------------------------
+    def fit(self) -> Path:
+        """Train every phase (resuming from ``out_dir/checkpoint.pt`` if present); return best.pt."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.started = time.monotonic()
+        state = self._load()
+        if state is not None and state["done"]:
+            return self.out / "best.pt"
+        if state is not None:
+            self.model.encoder.load_state_dict(state["encoder"])
+            _set_rng_state(state["rng"])
+        csv_log = CsvLog(self.out / "log.csv", state["global_step"] if state else None) if self.rank == 0 else None
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = SummaryWriter(self.out / "tb", purge_step=state["global_step"] if state else None) if self.rank == 0 else None
+        global_step = state["global_step"] if state else 0
+        try:
+            for index in range(state["phase"] if state else 0, len(self.phases)):
+                global_step = self._phase(index, state if state and state["phase"] == index else None,
+                                          global_step, csv_log, tb)
+                state = None
+            final = torch.load(self.out / "checkpoint.pt", map_location="cpu", weights_only=False)
+            final["done"] = True
+            self._save(final)
+        finally:
+            if tb is not None:
+                tb.close()
+        self._barrier()
+        return self.out / "best.pt"
+
+    def _phase(self, index: int, state: dict | None, global_step: int, csv_log: CsvLog | None, tb: Any) -> int:
+        phase, p = self.phases[index], self.profile
+        stage1 = phase == "stage1"
+        k = 0 if stage1 else int(phase.split("-")[1])
+        n_params = sum(self.model.effect_sizes[:k])
+        steps, epochs = (p.stage1_steps, p.stage1_epochs) if stage1 else (p.steps_per_epoch, p.epochs)
+        lr, patience = (p.stage1_lr, p.stage1_patience) if stage1 else (p.lr, p.patience)
+        model = self._wrapped()
+        opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=p.lr_factor, patience=p.lr_patience,
+                                                           min_lr=p.min_lr)
+        best, bad, epoch0, step0 = float("inf"), 0, 0, 0
+        fx = None if stage1 else BlackBoxFx(self._sub_spec(k), workers=self._workers(), mode=p.mode,
+                                            epsilon=p.epsilon, draws=p.draws, seed=self.seed + index)
+        try:
+            if state is not None:
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+                best, bad, epoch0, step0 = state["best"], state["bad_epochs"], state["epoch"], state["step"]
+                if fx is not None and state["fx"] is not None:
+                    _set_fx_state(fx, state["fx"])
+            batches = self._stream(self.seed + 1000 * index, epoch0 * steps + step0)
+            targets = StreamTargets(fx.latency, p.frame) if fx is not None and p.mode == "stream" else None
+            for epoch in range(epoch0, epochs):
+                if bad >= patience:
+                    break
+                bar = self._bar(f"{phase} epoch {epoch + 1}/{epochs}", steps, step0)
+                losses = []
+                for step in range(step0, steps):
+                    batch = next(batches)
+                    loss = self._step(model, batch, fx, n_params, targets)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    losses.append(float(loss.detach()))
+                    global_step += 1
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{losses[-1]:.4g}")
+                        bar.update()
+                    if tb is not None:
+                        tb.add_scalar(f"{phase}/train_loss", losses[-1], global_step)
+                    if (step + 1) % self.checkpoint_every == 0 and step + 1 < steps:
+                        self._save(self._state(index, epoch, step + 1, global_step, opt, sched, best, bad, fx))
+                if bar is not None:
+                    bar.close()
+                step0 = 0
+                valid = self.validate(k)
+                sched.step(valid)
+                improved = valid < best
+                best, bad = (valid, 0) if improved else (best, bad + 1)
+                train_loss = _mean_across_ranks(float(np.mean(losses))) if losses else float("nan")
+                if csv_log is not None:
+                    csv_log.write(phase=phase, epoch=epoch + 1, step=steps, global_step=global_step,
+                                  train_loss=f"{train_loss:.6g}", valid_loss=f"{valid:.6g}",
+                                  lr=opt.param_groups[0]["lr"], seconds=f"{time.monotonic() - self.started:.1f}")
+                if tb is not None:
+                    tb.add_scalar(f"{phase}/valid_loss", valid, global_step)
+                state_now = self._state(index, epoch + 1, 0, global_step, opt, sched, best, bad, fx)
+                if improved:
+                    self._save(state_now, "best.pt")
+                self._save(state_now)
+                log.info("%s epoch %d: train %.5g valid %.5g%s", phase, epoch + 1, train_loss, valid,
+                         " (best)" if improved else "")
+            self._reload_best()
+            self._save(self._state(index + 1, 0, 0, global_step, opt, sched, float("inf"), 0, None))
+        finally:
+            if fx is not None:
+                fx.close()
+        return global_step
+
+    def _reload_best(self) -> None:
+        """Continue the next phase from this phase's best model (as early stopping restores it)."""
+        self._barrier()
+        best = torch.load(self.out / "best.pt", map_location="cpu", weights_only=False)
+        self.model.encoder.load_state_dict(best["encoder"])
+
+    def _workers(self) -> int | None:
+        if self.profile.workers is not None:
+            return self.profile.workers
+        return max(1, (os.cpu_count() or 1) // self.world)
+
+    def _bar(self, desc: str, total: int, initial: int):
+        if not self.progress or self.rank != 0:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, leave=False, file=sys.stderr)
+
+    def _step(self, model: nn.Module, batch: dict, fx: BlackBoxFx | None, n_params: int,
+              targets: "StreamTargets | None") -> torch.Tensor:
+        params = model(batch["context"].to(self.device))
+        if fx is None:
+            return nn.functional.mse_loss(params, self.model.default_unit.to(self.device).expand_as(params))
+        return render_loss(fx, batch, params[:, :n_params], targets, self.loss_fn)
+
+    def fit_fixed(self) -> np.ndarray:
+        """The single parameter vector ``(P,)`` that fits the training set best (the baseline).
+
+        Adam on the unit vector itself (no encoder) through the whole chain, for
+        ``fixed_steps`` steps of the same windows, loss and SPSA settings as stage 2. Cached
+        in ``<out>/fixed.json``.
+        """
+        path = self.out / "fixed.json"
+        if path.exists():
+            return np.array(json.loads(path.read_text())["unit"])
+        p = self.profile
+        u = nn.Parameter(self.model.default_unit.clone())
+        opt = torch.optim.Adam([u], lr=p.fixed_lr)
+        losses = []
+        with BlackBoxFx(self.spec, workers=self._workers(), mode=p.mode, epsilon=p.epsilon, draws=p.draws,
+                        seed=self.seed + 999) as fx:
+            targets = StreamTargets(fx.latency, p.frame) if p.mode == "stream" else None
+            batches = self._stream(self.seed + 999)
+            bar = self._bar("best fixed parameters", p.fixed_steps, 0)
+            for _ in range(p.fixed_steps):
+                batch = next(batches)
+                loss = render_loss(fx, batch, u.clamp(0, 1).expand(len(batch["input"]), -1), targets, self.loss_fn)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    u.clamp_(0, 1)
+                losses.append(float(loss.detach()))
+                if bar is not None:
+                    bar.set_postfix(loss=f"{losses[-1]:.4g}")
+                    bar.update()
+            if bar is not None:
+                bar.close()
+            unit = u.detach().double().numpy()
+            native = {k: (v if isinstance(v, str) else float(v)) for k, v in fx.chain.to_native(unit).items()}
+        if self.rank == 0:
+            write_json_atomic({"unit": unit.tolist(), "native": native, "steps": p.fixed_steps,
+                               "final_loss": float(np.mean(losses[-20:]))}, path)
+        return unit
+
+    @torch.no_grad()
+    def validate(self, k: int) -> float:
+        """Mean loss over ``valid_batches`` seeded random clips of the validation split.
+
+        Every rank validates on the whole split, so all ranks agree on early stopping.
+
+        ``k = 0`` is stage 1 (MSE to the default parameters); ``k > 0`` renders each clip
+        through the first ``k`` effects from a reset, warmed by the part of the context that
+        precedes the frame (clip mode with pre-roll).
+        """
+        n_params = sum(self.model.effect_sizes[:k])
+        self.model.eval()
+        clips = RandomClips(self.valid_set, self.profile.batch_size, self.profile.context,
+                            self.profile.frame, seed=self.seed + 12345)
+        losses = []
+        with FxChain.from_spec(self._sub_spec(max(k, 1))) as chain:
+            for _, batch in zip(range(self.profile.valid_batches), clips):
+                params = self.model(batch["context"].to(self.device)).cpu()
+                if k == 0:
+                    losses.append(float(nn.functional.mse_loss(params, self.model.default_unit.expand_as(params))))
+                    continue
+                u = params[:, :n_params].double().numpy()
+                out = torch.stack([torch.from_numpy(_render_clip(chain, c.numpy(), row, self.profile.frame))
+                                   for c, row in zip(batch["context"], u)])
+                losses.append(float(self.loss_fn(out, batch["target"])))
+        self.model.train()
+        return float(np.mean(losses))
+
+
+def _render_clip(chain: FxChain, context: np.ndarray, u: np.ndarray, frame: int) -> np.ndarray:
+    """Render the centred ``frame`` of a context window, warmed by the samples before it."""
+    start = (context.shape[1] - frame) // 2
+    return chain.process(np.ascontiguousarray(context[:, :start + frame]), u, preroll=start)
+
+
+def train(task: str, profile: str = "quick", out_dir: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """Train ``task`` under ``profile`` into ``out_dir`` (default ``runs/<task>-<profile>``); return best.pt."""
+    out = Path(out_dir) if out_dir else Path("runs") / f"{task}-{profile}"
+    return Trainer(task, profile, out, **kwargs).fit()
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    """JSON to a temporary file, then rename over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    os.replace(tmp, path)

@@ -1,0 +1,179 @@
+"""Training end to end on the smoke profile: results, resume after a kill, torchrun, bad inputs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fxlib.errors import FxError, SpecError
+from fxlib.model import DeepAFx, render_curve
+from fxlib.presets import chain_spec
+from fxlib.tasks import get_task
+from fxlib.train import StreamTargets, Trainer, endless
+
+CHAIN = "amp-builtin"  # deterministic and quick everywhere; the LV2 chain is exercised by `make reproduce`
+
+
+def fxlib_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fxlib.cli", *args]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("amp-data")
+    get_task("amp").build_data(root, get_task("amp").profile("smoke").data_seconds, 0)
+    return root
+
+
+def encoder_weights(path: Path) -> torch.Tensor:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return torch.cat([v.flatten().double() for v in state["encoder"].values() if v.is_floating_point()])
+
+
+def test_train_cli_writes_results_table(data_root, tmp_path):
+    results = tmp_path / "results"
+    subprocess.run(fxlib_cmd("train", "--task", "amp", "--profile", "smoke", "--chain", CHAIN, "--out",
+                             str(tmp_path / "run"), "--data", str(data_root), "--results", str(results),
+                             "--no-progress"), check=True, capture_output=True)
+    out = json.loads((results / "amp.json").read_text())
+    assert set(out["systems"]) == {"input", "chain-default", "chain-best-fixed", "deepafx"}
+    assert out["chain"] == CHAIN and out["profile"] == "smoke" and "fxlib" in out["command"]
+    for row in out["systems"].values():
+        assert {"loss", "mfcc_cosine", "ms_mse", "esr"} <= set(row) and all(np.isfinite(list(row.values())))
+    assert "| deepafx |" in (results / "amp.md").read_text()
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("phase,epoch") and any(line.startswith("stage2-1") for line in log)
+
+    model = DeepAFx.from_checkpoint(tmp_path / "run" / "best.pt")
+    x = np.random.default_rng(0).uniform(-0.2, 0.2, (1, 5000)).astype(np.float32)
+    y, u = model.process(x)
+    assert y.shape == x.shape and u.shape == (5, model.num_params)
+    assert ((u >= 0) & (u <= 1)).all()
+
+
+def test_process_cli_writes_audio_and_curves(data_root, tmp_path):
+    run = tmp_path / "run"
+    Trainer("amp", get_task("amp").profile("smoke"), run, data_root=data_root, chain=CHAIN, progress=False).fit()
+    wav, out, curves = data_root / "test", tmp_path / "out.wav", tmp_path / "curves.csv"
+    source = sorted(wav.glob("*_input.wav"))
+    subprocess.run(fxlib_cmd("process", "--checkpoint", str(run / "best.pt"), str(source[0]), str(out),
+                             "--curves", str(curves)), check=True, capture_output=True)
+    assert out.exists()
+    header = curves.read_text().splitlines()[0].split(",")
+    assert header[0] == "time_s" and "mbc.threshold_db_0" in header
+
+
+def test_resume_after_kill_matches_uninterrupted_run(data_root, tmp_path):
+    args = ["train", "--task", "amp", "--profile", "smoke", "--chain", CHAIN, "--data", str(data_root),
+            "--results", str(tmp_path / "results"), "--checkpoint-every", "1", "--no-progress"]
+    whole = tmp_path / "whole"
+    subprocess.run(fxlib_cmd(*args, "--out", str(whole)), check=True, capture_output=True)
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(fxlib_cmd(*args, "--out", str(cut)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    killed_at = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        ckpt = cut / "checkpoint.pt"
+        if ckpt.exists():
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            if state["phase"] == 1 and state["step"] >= 2:  # mid-epoch in stage 2
+                proc.send_signal(signal.SIGKILL)
+                killed_at = (state["phase"], state["epoch"], state["step"])
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_at is not None, "the run finished before it could be killed mid-epoch"
+    assert not (cut / "fixed.json").exists()
+    subprocess.run(fxlib_cmd(*args, "--out", str(cut)), check=True, capture_output=True)
+
+    a, b = encoder_weights(whole / "best.pt"), encoder_weights(cut / "best.pt")
+    assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), float((a - b).abs().max())
+    assert json.loads((cut / "fixed.json").read_text())["steps"] == get_task("amp").profile("smoke").fixed_steps
+
+
+def test_torchrun_two_ranks_on_cpu(data_root, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "fxlib.cli",
+           "train", "--task", "amp", "--profile", "smoke", "--chain", CHAIN, "--out", str(tmp_path / "run"),
+           "--data", str(data_root), "--results", str(tmp_path / "results"), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "results" / "amp.json").exists()
+    rows = [line.split(",")[:2] for line in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
+    assert rows and len(rows) == len({tuple(r) for r in rows})  # one row per epoch: only rank 0 writes
+
+
+def test_missing_data_folder_for_downloaded_data(tmp_path):
+    paper = get_task("amp").profile("paper")
+    with pytest.raises(FileNotFoundError, match="data_scripts/amp.py download"):
+        Trainer("amp", paper, tmp_path / "run", data_root=tmp_path / "nowhere", chain=CHAIN, progress=False)
+
+
+def test_corrupt_wav_is_named(data_root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_root, copy)
+    victim = sorted((copy / "train").glob("*.wav"))[0]
+    victim.write_bytes(b"RIFF not really a wav")
+    with pytest.raises(FxError, match=victim.name):
+        Trainer("amp", "smoke", tmp_path / "run", data_root=copy, chain=CHAIN, progress=False)
+
+
+def test_resuming_another_run_is_refused(data_root, tmp_path):
+    run = tmp_path / "run"
+    Trainer("amp", "smoke", run, data_root=data_root, chain=CHAIN, progress=False).fit()
+    with pytest.raises(SpecError, match="another run"):
+        Trainer("amp", "smoke", run, data_root=data_root, chain=CHAIN, seed=1, progress=False).fit()
+
+
+def test_unknown_profile_and_setting():
+    with pytest.raises(SpecError, match="quick"):
+        get_task("amp").profile("quik")
+    with pytest.raises(SpecError, match="batch_size"):
+        get_task("amp").profile("smoke").override(batch_sise=3)
+
+
+def test_stream_targets_delay_by_latency():
+    delay = StreamTargets(latency=3, frame=8)
+    t = torch.arange(16, dtype=torch.float32).reshape(1, 1, 16)
+    first = delay(t[..., :8], torch.tensor([True]))
+    second = delay(t[..., 8:], torch.tensor([False]))
+    assert first.flatten().tolist() == [0, 0, 0, 0, 1, 2, 3, 4]
+    assert second.flatten().tolist() == [5, 6, 7, 8, 9, 10, 11, 12]
+    with pytest.raises(SpecError, match="clip"):
+        StreamTargets(latency=9, frame=8)
+
+
+def test_endless_skip_resumes_the_same_batches(data_root):
+    from fxlib.data.paired import PairedDataset
+    from fxlib.data.windows import StreamingWindows
+
+    ds = PairedDataset(data_root, "train")
+    windows = StreamingWindows(ds, 2, 4096, 1024, seed=3)
+    full = [b for _, b in zip(range(len(windows) + 5), endless(windows))]
+    tail = [b for _, b in zip(range(7), endless(windows, skip=len(windows) - 2))]
+    for a, b in zip(full[len(windows) - 2:], tail):
+        assert torch.equal(a["context"], b["context"])
+    assert bool(tail[0]["reset"][tail[0]["valid"]].all())  # a resumed stream starts from a reset
+
+
+def test_render_curve_constant_equals_chain_process():
+    from fxlib import FxChain
+
+    spec = chain_spec("amp-builtin")
+    x = np.random.default_rng(1).uniform(-0.3, 0.3, (1, 3000)).astype(np.float32)
+    with FxChain.from_spec(spec) as chain:
+        u = np.full(chain.num_params, 0.3)
+        expected = chain.process(x, u)
+    np.testing.assert_allclose(render_curve(spec, x, u, 1024), expected, atol=1e-6)
