@@ -1,0 +1,254 @@
+"""The worker pool: determinism across workers, streaming state, crashes, hangs and cleanup."""
+from __future__ import annotations
+
+import gc
+import multiprocessing as mp
+import os
+import signal
+import warnings
+
+import fx_crashy
+import numpy as np
+import pytest
+import torch
+
+from fxlib import reference_fx as ref
+from fxlib.engine import Engine, EngineError
+from fxlib.errors import AudioFormatError
+from fxlib.layer import BlackBoxFx
+
+BUILTIN_CHAIN = {"name": "comp-lp", "sample_rate": 22050, "channels": 1, "effects": [
+    {"kind": "builtin", "id": "Compressor", "learn": ["threshold_db", "ratio"], "fixed": {"attack_ms": 5.0}},
+    {"kind": "builtin", "id": "LowpassFilter", "learn": ["cutoff_frequency_hz"]}]}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def noise(batch: int, samples: int, seed: int = 0) -> np.ndarray:
+    return (0.3 * np.random.default_rng(seed).standard_normal((batch, 1, samples))).astype(np.float32)
+
+
+def worker_pids(engine: Engine) -> list[int]:
+    return [w.process.pid for w in engine._backend.workers]
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def gradients(layer: BlackBoxFx, audio: np.ndarray, params: np.ndarray, frames: int = 1):
+    """Outputs and gradients of ``frames`` consecutive calls (frames split the audio)."""
+    results = []
+    for frame in np.split(audio, frames, axis=-1):
+        a = torch.from_numpy(frame).requires_grad_()
+        p = torch.from_numpy(params).float().requires_grad_()
+        out = layer(a, p)
+        (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
+        results += [out.detach(), a.grad, p.grad]
+    return results
+
+
+# -- results do not depend on the workers ---------------------------------------------------
+@pytest.mark.parametrize("spec, mode", [(ref.chain_spec(), "clip"), (BUILTIN_CHAIN, "clip"),
+                                        (BUILTIN_CHAIN, "stream")])
+def test_the_number_of_workers_does_not_change_results(spec, mode):
+    audio = noise(5, 1024)
+    params = np.random.default_rng(1).uniform(size=(5, 3))
+    runs = []
+    for workers in (1, 2):
+        with BlackBoxFx(spec, workers=workers, mode=mode, draws=3, input_grad="spsa", seed=5) as fx:
+            assert fx.engine.inline == (workers == 1)
+            runs.append(gradients(fx, audio, params, frames=2 if mode == "stream" else 1))
+    for inline, pooled in zip(*runs):
+        assert torch.equal(inline, pooled)
+
+
+# -- streaming ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", [ref.chain_spec(), BUILTIN_CHAIN])
+def test_stream_frames_equal_one_call_over_the_concatenated_audio(spec):
+    audio = torch.from_numpy(noise(3, 4096))
+    params = torch.rand(3, 3, generator=torch.Generator().manual_seed(2))
+    with BlackBoxFx(spec, workers=2, mode="stream", draws=2) as fx:
+        frames = [fx(frame, params) for frame in audio.split(1024, dim=-1)]
+        fx.reset()
+        whole = fx(audio, params)
+        assert torch.equal(torch.cat(frames, -1), whole)
+        fx.reset([1])  # a new stream in slot 1 only
+        again = fx(audio[:, :, :1024], params)
+    assert torch.equal(again[1], frames[0][1])
+    assert not torch.equal(again[0], frames[0][0])
+
+
+def test_stream_perturbed_instances_advance_every_frame():
+    """The +/- instances render every frame, so with eps -> 0 they track the nominal stream."""
+    audio = torch.from_numpy(noise(2, 2048))
+    params = torch.full((2, 3), 0.5)
+    with BlackBoxFx(ref.chain_spec(), workers=1, mode="stream", draws=1, epsilon=1e-6) as fx:
+        for frame in audio.split(512, dim=-1):
+            p = params.clone().requires_grad_()
+            fx(frame, p).sum().backward()
+        with torch.no_grad():
+            fx(audio[:, :, :512], params)  # no gradient: the pairs advance at the nominal point
+        keys = np.arange(2 * fx.renders_per_item)
+        states = fx.engine._backend.renderer.chains
+        last = [states[int(k)].effect("lowpass")._fn._last for k in keys]
+    assert np.allclose(last[0], last[1], atol=1e-5) and np.allclose(last[0], last[2], atol=1e-5)
+
+
+# -- failures -----------------------------------------------------------------------------------
+def test_a_crashing_plugin_is_named_and_the_pool_recovers():
+    with BlackBoxFx(fx_crashy.spec("abort_above"), workers=2) as fx:
+        audio = torch.from_numpy(noise(2, 256))
+        fx(audio, torch.tensor([[0.5, 0.1], [0.5, 0.2]]))
+        before = worker_pids(fx.engine)
+        with pytest.raises(EngineError) as caught:
+            fx(audio, torch.tensor([[0.5, 0.1], [0.5, 0.9]]))
+        message = str(caught.value)
+        for part in ("SIGABRT", "crashy (python fx_crashy:abort_above)", "batch item 1, nominal",
+                     "crashy.level = 0.9", "gain.gain_db = 0 dB", "restarted"):
+            assert part in message, message
+        after = worker_pids(fx.engine)
+        assert after[0] == before[0] and after[1] != before[1] and not running(before[1])
+        out = fx(audio, torch.tensor([[0.5, 0.1], [0.5, 0.2]]))
+        assert torch.allclose(out, audio, atol=1e-6)
+
+
+def test_a_crash_in_the_perturbed_renders_is_reported_by_backward():
+    with BlackBoxFx(fx_crashy.spec("abort_above"), workers=2, epsilon=0.2) as fx:
+        audio = torch.from_numpy(noise(2, 256))
+        params = torch.tensor([[0.5, 0.1], [0.5, 0.4]], requires_grad=True)
+        out = fx(audio, params)  # nominal renders are fine; level 0.4 + 0.2 crashes a + render
+        with pytest.raises(EngineError, match=r"SIGABRT.*batch item 1, [+-] parameter perturbation of draw 0"):
+            out.sum().backward()
+        assert torch.allclose(fx(audio, torch.tensor([[0.5, 0.1], [0.5, 0.1]])), audio, atol=1e-6)
+
+
+def test_two_forward_passes_then_one_backward_pass():
+    """A second job waits for the first one's perturbed renders and keeps them for its backward."""
+    audio, params = torch.from_numpy(noise(6, 512)), torch.rand(6, 2, generator=torch.Generator().manual_seed(3))
+    grads = []
+    for together in (True, False):
+        with BlackBoxFx(ref.chain_spec(("gain", "soft_clip")), workers=2, draws=2, seed=9) as fx:
+            p = params.clone().requires_grad_()
+            first = fx(audio[:3], p[:3]).square().sum()
+            if not together:
+                first.backward()
+            second = fx(audio[3:], p[3:]).square().sum()
+            (first + second if together else second).backward()
+            grads.append(p.grad)
+    assert torch.equal(grads[0], grads[1])
+
+
+def test_a_crash_is_retried_once_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv(fx_crashy.CRASH_ONCE_ENV, str(tmp_path / "crashed"))
+    with Engine(fx_crashy.spec("abort_once"), workers=2, retries=1) as engine:
+        audio = noise(4, 256)
+        params = np.array([[0.5, 0.1]] * 3 + [[0.5, 0.9]])
+        out = engine.render(audio, params)
+    assert (tmp_path / "crashed").exists()
+    assert np.array_equal(out, audio)
+
+
+def test_a_hanging_plugin_times_out_and_the_pool_recovers():
+    with Engine(fx_crashy.spec("hang_above"), workers=2, timeout=1.0) as engine:
+        audio = noise(2, 128)
+        with pytest.raises(EngineError, match=r"did not finish a render within the 1 s timeout.*crashy.level = 0.8"):
+            engine.render(audio, np.array([[0.5, 0.8], [0.5, 0.1]]))
+        assert np.array_equal(engine.render(audio, np.array([[0.5, 0.1], [0.5, 0.1]])), audio)
+
+
+def test_python_errors_in_workers_keep_their_type():
+    with Engine(ref.chain_spec(), workers=2) as engine:
+        audio = noise(2, 64)
+        audio[1, 0, 3] = np.nan
+        with pytest.raises(AudioFormatError, match="NaN"):
+            engine.render(audio, np.full((2, 3), 0.5))
+        assert engine.render(noise(2, 64), np.full((2, 3), 0.5)).shape == (2, 1, 64)
+
+
+def test_keyboard_interrupt_kills_busy_workers_and_the_pool_recovers():
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with Engine(fx_crashy.spec("hang_above"), workers=2, timeout=60.0) as engine:
+            engine.render(noise(2, 64), np.full((2, 2), 0.1))
+            before = worker_pids(engine)
+            signal.setitimer(signal.ITIMER_REAL, 0.5)
+            with pytest.raises(KeyboardInterrupt):
+                engine.render(noise(2, 64), np.array([[0.5, 0.9], [0.5, 0.1]]))
+            assert not running(before[0]) and running(before[1])  # the busy one was killed, the idle one kept
+            assert engine.render(noise(2, 64), np.full((2, 2), 0.1)).shape == (2, 1, 64)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# -- no process left behind ---------------------------------------------------------------------
+def test_no_worker_outlives_close_an_exception_or_garbage_collection():
+    engine = Engine(ref.chain_spec(("gain",)), workers=2)
+    engine.render(noise(2, 64), np.full((2, 1), 0.5))
+    pids = worker_pids(engine)
+    engine.close()
+    engine.close()
+    assert not any(running(pid) for pid in pids)
+    with pytest.raises(EngineError, match="closed"):
+        engine.render(noise(2, 64), np.full((2, 1), 0.5))
+
+    with pytest.raises(RuntimeError, match="on purpose"):
+        with Engine(ref.chain_spec(("gain",)), workers=2) as engine:
+            pids = worker_pids(engine)
+            raise RuntimeError("on purpose")
+    assert not any(running(pid) for pid in pids)
+
+    layer = BlackBoxFx(ref.chain_spec(("gain",)), workers=2)
+    pids = worker_pids(layer.engine)
+    out = layer(torch.from_numpy(noise(2, 64)), torch.full((2, 1), 0.5, requires_grad=True))
+    del layer, out  # with its perturbed renders still in flight
+    gc.collect()
+    assert not any(running(pid) for pid in pids)
+    assert not mp.active_children()
+
+
+# -- inside a DataLoader worker -----------------------------------------------------------------
+class _RenderInWorker(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Engine(ref.chain_spec(("gain",)), workers=2) as engine:
+                out = engine.render(np.ones((1, 1, 8), np.float32), np.full((1, 1), 0.75))
+                return out, engine.inline, [str(w.message) for w in caught], mp.current_process().daemon
+
+
+def test_inside_a_dataloader_worker_the_engine_renders_inline():
+    loader = torch.utils.data.DataLoader(_RenderInWorker(), batch_size=None, num_workers=1,
+                                         multiprocessing_context="fork")
+    out, inline, messages, daemon = next(iter(loader))
+    assert daemon and inline
+    assert any("daemonic" in m for m in messages)
+    assert np.allclose(np.asarray(out), 10 ** (12 / 20), rtol=1e-6)
+
+
+def test_the_workers_start_with_one_thread_each():
+    ours = os.environ.get("OMP_NUM_THREADS")
+    with Engine(ref.chain_spec(("gain",)), workers=2) as engine:
+        engine.render(noise(2, 64), np.full((2, 1), 0.5))
+        with open(f"/proc/{worker_pids(engine)[0]}/environ", "rb") as f:
+            environ = f.read().split(b"\0")
+    assert b"OMP_NUM_THREADS=1" in environ
+    assert os.environ.get("OMP_NUM_THREADS") == ours
