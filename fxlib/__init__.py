@@ -11,5 +11,17 @@ from .params import Param
 
 __version__ = "0.1.0"
 
-__all__ = ["AudioFormatError", "BackendUnavailableError", "Effect", "FxChain", "FxError", "Param",
+_LAZY = {"BlackBoxFx": "layer", "Engine": "engine", "EngineError": "engine", "DeepAFx": "model"}
+
+
+def __getattr__(name: str):
+    """``BlackBoxFx``, ``Engine``, ``EngineError`` and ``DeepAFx`` import torch: load them on
+    first use, so worker processes that only host effects start without it."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'fxlib' has no attribute {name!r}")
+
+__all__ = ["BlackBoxFx", "DeepAFx", "Engine", "EngineError", "AudioFormatError", "BackendUnavailableError", "Effect", "FxChain", "FxError", "Param",
            "ParameterError", "PluginNotFoundError", "PluginOutputError", "SpecError", "UnsupportedPluginError", "load_effect"]

@@ -126,42 +126,43 @@ class Param:
         return min(max(v, self.low), self.high)
 
     def to_native(self, u: Any) -> Any:
-        """Map a unit value (float or array, clipped to [0, 1]) to the native value."""
-        u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
+        """Map a unit value (float, or an array of them; clipped to [0, 1]) to the native value."""
+        if np.ndim(u) == 0:
+            return self._native(min(max(float(u), 0.0), 1.0))
+        values = [self.to_native(x) for x in np.asarray(u, dtype=np.float64).flat]
+        return values if self.scale == "choice" else np.array(values).reshape(np.shape(u))
+
+    def to_unit(self, value: Any) -> Any:
+        """Map a native value (or an array or list of them) to [0, 1]; the inverse of :meth:`to_native`."""
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return np.array([self.to_unit(v) for v in value], dtype=np.float64)
         if self.scale == "choice":
-            n = len(self.choices)
-            idx = np.minimum((u * n).astype(int), n - 1)
-            return self.choices[int(idx)] if idx.ndim == 0 else [self.choices[i] for i in idx]
+            return (self.choices.index(self.check(value)) + 0.5) / len(self.choices)
+        return min(max(self._unit(min(max(float(value), self.low), self.high)), 0.0), 1.0)
+
+    def _native(self, u: float) -> Any:
+        """The native value of a unit value u in [0, 1] (plain floats: this runs per render)."""
+        if self.scale == "choice":
+            return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
         if self.scale == "linear":
             v = self.low + u * (self.high - self.low)
         elif self.scale == "log":
             v = self.low * (self.high / self.low) ** u
         else:
             lo, hi = self._db_bounds()
-            v = np.where(u > 0, 10.0 ** ((lo + u * (hi - lo)) / 20.0), self.low)
-        v = np.clip(v, self.low, self.high)
-        return float(v) if v.ndim == 0 else v
+            v = 10.0 ** ((lo + u * (hi - lo)) / 20.0) if u > 0 else self.low
+        return min(max(v, self.low), self.high)
 
-    def to_unit(self, value: Any) -> Any:
-        """Map a native value (or array) to [0, 1]; the inverse of :meth:`to_native`."""
-        if self.scale == "choice":
-            if isinstance(value, (list, np.ndarray)):  # what to_native returns for an array
-                return np.array([self.to_unit(v) for v in value], dtype=np.float64)
-            n = len(self.choices)
-            if n == 1:
-                return 0.5
-            return (self.choices.index(self.check(value)) + 0.5) / n
-        v = np.clip(np.asarray(value, dtype=np.float64), self.low, self.high)
+    def _unit(self, v: float) -> float:
+        """The unit value of a native value v inside [low, high] (not a choice)."""
         if self.scale == "linear":
-            u = (v - self.low) / (self.high - self.low)
-        elif self.scale == "log":
-            u = np.log(v / self.low) / np.log(self.high / self.low)
-        else:
-            lo, hi = self._db_bounds()
-            db = 20.0 * np.log10(np.maximum(v, 10.0 ** (lo / 20.0)))
-            u = np.where(v > self.low, (db - lo) / (hi - lo), 0.0)
-        u = np.clip(u, 0.0, 1.0)
-        return float(u) if u.ndim == 0 else u
+            return (v - self.low) / (self.high - self.low)
+        if self.scale == "log":
+            return math.log(v / self.low) / math.log(self.high / self.low)
+        lo, hi = self._db_bounds()
+        if v <= self.low:
+            return 0.0
+        return (20.0 * math.log10(max(v, 10.0 ** (lo / 20.0))) - lo) / (hi - lo)
 
     def _db_bounds(self) -> tuple[float, float]:
         lo = 20.0 * math.log10(self.low) if self.low > 0 else DB_FLOOR

@@ -269,7 +269,8 @@ class Trainer:
         _init_distributed(self.device)
         self.chain_name, self.spec = select_chain(self.task, chain)
         self.run = RunConfig(self.task.name, asdict(self.profile), self.chain_name, str(self.data_root), seed)
-        ensure_data(self.task, self.data_root, self.profile, seed) if self.rank == 0 else None
+        if self.rank == 0:
+            ensure_data(self.task, self.data_root, self.profile, seed)
         self._barrier()
         self.train_set = PairedDataset(self.data_root, "train", self.task.sample_rate, self.task.channels)
         self.valid_set = PairedDataset(self.data_root, "valid", self.task.sample_rate, self.task.channels)
@@ -443,7 +444,7 @@ class Trainer:
         return tqdm(total=total, initial=initial, desc=desc, leave=False, file=sys.stderr)
 
     def _step(self, model: nn.Module, batch: dict, fx: BlackBoxFx | None, n_params: int,
-              targets: "StreamTargets | None") -> torch.Tensor:
+              targets: StreamTargets | None) -> torch.Tensor:
         params = model(batch["context"].to(self.device))
         if fx is None:
             return nn.functional.mse_loss(params, self.model.default_unit.to(self.device).expand_as(params))
@@ -452,52 +453,58 @@ class Trainer:
     def fit_fixed(self) -> np.ndarray:
         """The single parameter vector ``(P,)`` that fits the training set best (the baseline).
 
-        Adam on the unit vector itself (no encoder) through the whole chain, for
-        ``fixed_steps`` steps of the same windows, loss and SPSA settings as stage 2. Cached
-        in ``<out>/fixed.json``.
+        Adam on the unit vector itself (no encoder), starting from the defaults, through the
+        whole chain with the same windows, loss and SPSA settings as stage 2, for
+        ``fixed_steps`` steps. Every ``steps_per_epoch`` steps the vector is scored on the
+        validation clips, and the best scored (the defaults included) is kept, as early
+        stopping keeps the model's best epoch. Cached in ``<out>/fixed.json``.
         """
         path = self.out / "fixed.json"
         if path.exists():
             return np.array(json.loads(path.read_text())["unit"])
-        p = self.profile
+        p, k = self.profile, len(self.model.effect_sizes)
         u = nn.Parameter(self.model.default_unit.clone())
         opt = torch.optim.Adam([u], lr=p.fixed_lr)
-        losses = []
+        best_unit, best = u.detach().clone(), self.validate(k, u.detach())
+        scores = [best]
         with BlackBoxFx(self.spec, workers=self._workers(), mode=p.mode, epsilon=p.epsilon, draws=p.draws,
                         seed=self.seed + 999) as fx:
             targets = StreamTargets(fx.latency, p.frame) if p.mode == "stream" else None
             batches = self._stream(self.seed + 999)
             bar = self._bar("best fixed parameters", p.fixed_steps, 0)
-            for _ in range(p.fixed_steps):
-                batch = next(batches)
-                loss = render_loss(fx, batch, u.clamp(0, 1).expand(len(batch["input"]), -1), targets, self.loss_fn)
+            for step in range(p.fixed_steps):
+                loss = render_loss(fx, next(batches), u.clamp(0, 1).expand(p.batch_size, -1), targets, self.loss_fn)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 with torch.no_grad():
                     u.clamp_(0, 1)
-                losses.append(float(loss.detach()))
                 if bar is not None:
-                    bar.set_postfix(loss=f"{losses[-1]:.4g}")
+                    bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
                     bar.update()
+                if (step + 1) % p.steps_per_epoch == 0 or step + 1 == p.fixed_steps:
+                    scores.append(self.validate(k, u.detach()))
+                    if scores[-1] < best:
+                        best, best_unit = scores[-1], u.detach().clone()
             if bar is not None:
                 bar.close()
-            unit = u.detach().double().numpy()
-            native = {k: (v if isinstance(v, str) else float(v)) for k, v in fx.chain.to_native(unit).items()}
+            unit = best_unit.double().numpy()
+            native = {name: (v if isinstance(v, str) else float(v)) for name, v in fx.chain.to_native(unit).items()}
         if self.rank == 0:
             write_json_atomic({"unit": unit.tolist(), "native": native, "steps": p.fixed_steps,
-                               "final_loss": float(np.mean(losses[-20:]))}, path)
+                               "valid_loss": best, "valid_losses": scores}, path)
         return unit
 
     @torch.no_grad()
-    def validate(self, k: int) -> float:
+    def validate(self, k: int, fixed: torch.Tensor | None = None) -> float:
         """Mean loss over ``valid_batches`` seeded random clips of the validation split.
 
         Every rank validates on the whole split, so all ranks agree on early stopping.
 
         ``k = 0`` is stage 1 (MSE to the default parameters); ``k > 0`` renders each clip
         through the first ``k`` effects from a reset, warmed by the part of the context that
-        precedes the frame (clip mode with pre-roll).
+        precedes the frame (clip mode with pre-roll), at the model's parameters or, when
+        given, at the ``fixed`` unit vector ``(P,)``.
         """
         n_params = sum(self.model.effect_sizes[:k])
         self.model.eval()
@@ -506,7 +513,10 @@ class Trainer:
         losses = []
         with FxChain.from_spec(self._sub_spec(max(k, 1))) as chain:
             for _, batch in zip(range(self.profile.valid_batches), clips):
-                params = self.model(batch["context"].to(self.device)).cpu()
+                if fixed is not None:
+                    params = fixed.expand(len(batch["context"]), -1)
+                else:
+                    params = self.model(batch["context"].to(self.device)).cpu()
                 if k == 0:
                     losses.append(float(nn.functional.mse_loss(params, self.model.default_unit.expand_as(params))))
                     continue
@@ -522,12 +532,6 @@ def _render_clip(chain: FxChain, context: np.ndarray, u: np.ndarray, frame: int)
     """Render the centred ``frame`` of a context window, warmed by the samples before it."""
     start = (context.shape[1] - frame) // 2
     return chain.process(np.ascontiguousarray(context[:, :start + frame]), u, preroll=start)
-
-
-def train(task: str, profile: str = "quick", out_dir: str | os.PathLike | None = None, **kwargs: Any) -> Path:
-    """Train ``task`` under ``profile`` into ``out_dir`` (default ``runs/<task>-<profile>``); return best.pt."""
-    out = Path(out_dir) if out_dir else Path("runs") / f"{task}-{profile}"
-    return Trainer(task, profile, out, **kwargs).fit()
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:

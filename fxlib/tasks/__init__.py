@@ -68,7 +68,7 @@ class Profile:
     workers: int | None = None
     loss: str = "spectral"
     fixed_steps: int = 500
-    fixed_lr: float = 1e-2
+    fixed_lr: float = 1e-3
 
     def override(self, **changes: Any) -> "Profile":
         """A copy with some settings changed (unknown names raise :class:`SpecError`)."""
