@@ -135,12 +135,7 @@ class FxChain:
     @classmethod
     def from_spec(cls, spec: Mapping) -> "FxChain":
         """Build from a dict such as :meth:`to_spec` returns."""
-        if not isinstance(spec, Mapping):
-            raise SpecError(f"a chain spec must be a mapping, got {type(spec).__name__}")
-        unknown = set(spec) - set(CHAIN_KEYS)
-        if unknown:
-            key = sorted(unknown)[0]
-            raise SpecError(f"chain spec: unknown key {key!r}{closest(key, CHAIN_KEYS)}")
+        _check_keys(spec, CHAIN_KEYS, "chain spec")
         if "effects" not in spec:
             raise SpecError("chain spec has no 'effects' list")
         return cls(spec["effects"], spec.get("sample_rate", 22050), spec.get("channels", 1),
@@ -330,16 +325,21 @@ class FxChain:
         return f"FxChain({fx}, P={self.num_params}, sr={self.sample_rate:g}, channels={self.channels})"
 
 
+def _check_keys(spec: Any, allowed: Iterable[str], where: str) -> None:
+    """Raise :class:`SpecError` unless ``spec`` is a mapping with only ``allowed`` keys."""
+    if not isinstance(spec, Mapping):
+        raise SpecError(f"{where} must be a mapping, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(allowed))
+    if unknown:
+        raise SpecError(f"{where}: unknown key {unknown[0]!r}{closest(unknown[0], allowed)}")
+
+
 def _normalise_effects(effects: Iterable[Mapping]) -> list[dict]:
     """Check the effect specs' keys and give every effect a unique name."""
     specs, seen = [], set()
     for i, raw in enumerate(effects):
-        if not isinstance(raw, Mapping):
-            raise SpecError(f"effect #{i} must be a mapping, got {type(raw).__name__}")
-        unknown = set(raw) - set(EFFECT_KEYS)
-        if unknown:
-            key = sorted(unknown)[0]
-            raise SpecError(f"effect #{i} ({raw.get('id', '?')}): unknown key {key!r}{closest(key, EFFECT_KEYS)}")
+        where = f"effect #{i}" + (f" ({raw.get('id', '?')})" if isinstance(raw, Mapping) else "")
+        _check_keys(raw, EFFECT_KEYS, where)
         for key in ("kind", "id"):
             if key not in raw:
                 raise SpecError(f"effect #{i}: missing {key!r}")

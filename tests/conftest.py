@@ -1,10 +1,11 @@
-"""Shared test helpers: seeded signals and level measurements (numpy only)."""
+"""Shared test helpers: seeded signals, level measurements, a one-thread torch fixture."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing the package
@@ -52,3 +53,14 @@ def band_db(x: np.ndarray, lo: float, hi: float, sr: int = SR) -> float:
     spec = np.abs(np.fft.rfft(x)) ** 2
     f = np.fft.rfftfreq(len(x), 1 / sr)
     return float(10 * np.log10(spec[(f >= lo) & (f < hi)].sum() + 1e-20))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: one torch thread is faster, and steadier on a shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

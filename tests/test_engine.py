@@ -22,12 +22,7 @@ BUILTIN_CHAIN = {"name": "comp-lp", "sample_rate": 22050, "channels": 1, "effect
     {"kind": "builtin", "id": "LowpassFilter", "learn": ["cutoff_frequency_hz"]}]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def noise(batch: int, samples: int, seed: int = 0) -> np.ndarray:

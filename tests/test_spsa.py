@@ -13,13 +13,7 @@ from fxlib.layer import BlackBoxFx
 MEMORYLESS = ("gain", "soft_clip")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small tensors: one thread is faster, and steadier on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
