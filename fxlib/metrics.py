@@ -24,6 +24,7 @@ with the metric's name and what is wrong.
 """
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from typing import Callable, Iterable
@@ -181,7 +182,7 @@ def _mean_cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def mfcc_cosine(output: np.ndarray, target: np.ndarray, sample_rate: float,
-                pair_by: str = "coefficient") -> float:
+                pair_by: str = "frame") -> float:
     """Timbre distance: mean cosine distance between output and target MFCCs.
 
     As in Martínez Ramírez, Benetos and Reiss (Applied Sciences 2020, section 4.3) and the
@@ -190,16 +191,18 @@ def mfcc_cosine(output: np.ndarray, target: np.ndarray, sample_rate: float,
     of 4096 samples, hop 2048, Hann window, centred frames, 40 Slaney mel bands from 0 Hz
     to ``sample_rate / 2``), converted to dB relative to its own maximum (80 dB range), and
     13 MFCCs by an orthonormal DCT-II (librosa 0.11's defaults, matched to 1e-6). The
-    distance is ``1 - cos`` averaged over pairs of vectors. The authors' code pairs the 13
-    coefficient trajectories (a row of the ``(13, frames)`` MFCC matrix against the same row
-    of the target's); ``pair_by="frame"`` pairs the per-frame 13-coefficient vectors
-    instead. Channels are measured separately and the distances averaged.
+    distance is ``1 - cos`` averaged over pairs of vectors. The paper's text takes "the mean
+    cosine distance across the MFCC vectors": by default (``pair_by="frame"``) the per-frame
+    13-coefficient vectors are paired. The authors' code instead pairs the 13 coefficient
+    trajectories (a row of the ``(13, frames)`` MFCC matrix against the same row of the
+    target's): ``pair_by="coefficient"``, reported as ``mfcc_cosine_trajectory``. Channels
+    are measured separately and the distances averaged.
 
     Args:
         output: effect output, ``(T,)`` or ``(C, T)``.
         target: target audio, same shape.
         sample_rate: in Hz.
-        pair_by: ``"coefficient"`` (the authors' code) or ``"frame"``.
+        pair_by: ``"frame"`` (the paper's text) or ``"coefficient"`` (the authors' code).
 
     Shape:
         - output, target: ``(T,)`` or ``(C, T)`` with ``T >= 4096`` samples.
@@ -501,6 +504,7 @@ def spectral_balance_distance(output: np.ndarray, target: np.ndarray, sample_rat
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray, float], float]] = {
     "mfcc_cosine": mfcc_cosine,
+    "mfcc_cosine_trajectory": functools.partial(mfcc_cosine, pair_by="coefficient"),
     "ms_mse": ms_mse,
     "esr": esr,
     "mrstft_distance": mrstft_distance,

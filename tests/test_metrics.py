@@ -101,8 +101,18 @@ def test_ms_mse_sees_amplitude_modulation():
 def test_mfcc_cosine_sees_a_lowpass():
     x = music_like()
     assert mfcc_cosine(x, x, SR) == pytest.approx(0.0, abs=1e-12)
-    assert mfcc_cosine(lowpassed(x), x, SR) > 0.1
-    assert mfcc_cosine(lowpassed(x), x, SR, pair_by="frame") > mfcc_cosine(x, x, SR, pair_by="frame") + 0.01
+    assert mfcc_cosine(lowpassed(x), x, SR, pair_by="coefficient") > 0.1
+    assert mfcc_cosine(lowpassed(x), x, SR) > mfcc_cosine(x, x, SR) + 0.01
+
+
+def test_mfcc_cosine_pairs_frame_vectors_by_default():
+    """The default pairs per-frame MFCC vectors; METRICS also reports the authors' pairing."""
+    from fxlib.metrics import METRICS
+
+    x, y = music_like(), lowpassed(music_like())
+    assert METRICS["mfcc_cosine"](y, x, SR) == mfcc_cosine(y, x, SR, pair_by="frame")
+    assert METRICS["mfcc_cosine_trajectory"](y, x, SR) == mfcc_cosine(y, x, SR, pair_by="coefficient")
+    assert mfcc_cosine(y, x, SR, pair_by="frame") != mfcc_cosine(y, x, SR, pair_by="coefficient")
 
 
 def test_spectral_balance_sees_a_lowpass_but_not_a_gain():

@@ -29,7 +29,7 @@ TASK = Task(
     profiles={
         "smoke": Profile(data_seconds=50, context=8192, batch_size=4, stage1_steps=4, stage1_epochs=1,
                          steps_per_epoch=4, epochs=1, valid_batches=2, fixed_steps=4, workers=1),
-        "quick": Profile(data_seconds=240, context=40960, batch_size=16, stage1_steps=50, stage1_epochs=2,
+        "quick": Profile(data_seconds=600, context=40960, batch_size=16, stage1_steps=50, stage1_epochs=2,
                          steps_per_epoch=100, epochs=25, lr=3e-4, patience=8, valid_batches=16, draws=2,
                          fixed_steps=2000, fixed_lr=1e-3),
         "paper": Profile(data_seconds=0, context=40960, batch_size=100, backbone="mobilenetv2",
