@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shlex
@@ -51,6 +50,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # fxlib from this checkout; fx_user (the user-style callables)
 
+from fxlib.atomic import write_json  # noqa: E402
 from fxlib.chain import FxChain, _Stage  # noqa: E402
 from fxlib.hosts import Effect, load_effect  # noqa: E402
 
@@ -266,13 +266,6 @@ def print_entry(label: str, entry: dict) -> None:
           f"(raw {blk.get('raw_x_realtime', 0):>8.1f}x, overhead {blk.get('overhead_us_per_call', 0):>6.1f} us/call)")
 
 
-def write_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -288,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.stream_seconds * SR < BLOCK:
         parser.error("--repeats must be >= 1 and --stream-seconds long enough for one 1024-sample buffer")
     report = run(args)
-    write_atomically(args.out, report)
+    write_json(args.out, report)
     print(f"wrote {args.out} in {report['wall_seconds']} s")
     return 0
 

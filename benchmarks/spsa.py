@@ -24,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -41,6 +40,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing the pack
     sys.path.insert(0, str(ROOT))
 
 from fxlib import FxChain, presets  # noqa: E402
+from fxlib.atomic import write_json  # noqa: E402
 from fxlib.layer import BlackBoxFx  # noqa: E402
 
 CHAINS = ("amp-builtin", "amp-lv2", "breath-lv2", "mastering-lv2")
@@ -210,7 +210,7 @@ def main() -> None:
         "chains": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
+    write_json(args.out, report)
     print(f"wrote {args.out}")
 
 

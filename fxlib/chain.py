@@ -39,6 +39,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .atomic import write_text
 from .errors import AudioFormatError, FxError, SpecError
 from .hosts import Effect, check_audio, load_effect
 from .params import Param, closest, unknown_param
@@ -170,10 +171,7 @@ class FxChain:
         """Write :meth:`to_spec` as TOML, atomically (a temporary file renamed into place)."""
         import tomli_w
 
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(tomli_w.dumps(self.to_spec()))
-        tmp.replace(path)
+        write_text(path, tomli_w.dumps(self.to_spec()))
 
     # -- the parameter vector ----------------------------------------------------------
     @property

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import presets
+from .atomic import write_json
 from .errors import FxError
 from .hosts import KINDS, backend, load_effect
 from .hosts.builtin import BUILTINS
@@ -144,9 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             }
             print(f"{name}: P={chain.num_params}, latency {chain.latency} samples, RMS in {rms_dbfs(x):.1f} dBFS, "
                   f"default {rms_dbfs(y_default):.1f} dBFS, random {rms_dbfs(y_random):.1f} dBFS")
-    tmp = out / "demo.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(out / "demo.json")
+    write_json(out / "demo.json", summary)
     print(f"wrote {out}/demo.json and WAV files")
     return 0
 

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from .atomic import write_json, write_text
 from .data.paired import PairedDataset
 from .losses import get_loss
 from .metrics import compute_all
@@ -91,12 +92,8 @@ def markdown_table(results: Mapping[str, Mapping[str, float]], title: str, notes
 
 def write_results(results: Mapping[str, Any], json_path: Path, md: str) -> None:
     """Write the JSON and the markdown table atomically, side by side."""
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in ((json_path, json.dumps(results, indent=2, default=float)),
-                       (json_path.with_suffix(".md"), md)):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    write_json(json_path, results)
+    write_text(json_path.with_suffix(".md"), md)
 
 
 def provenance(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -36,9 +36,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .atomic import atomic_output, write_json
 from .chain import FxChain
 from .data.paired import PairedDataset
-from .data.windows import RandomClips, StreamingWindows
+from .data.windows import RandomClips, StreamingWindows, context_lead
 from .errors import FxError, SpecError
 from .layer import BlackBoxFx
 from .losses import get_loss
@@ -145,9 +146,8 @@ def _mean_across_ranks(value: float) -> float:
 # -- checkpoints and logs -------------------------------------------------------------------
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file, then rename over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state() -> dict:
@@ -228,12 +228,10 @@ class CsvLog:
         if keep_until is not None and path.exists():
             with path.open(newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["global_step"]) <= keep_until]
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, self.FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, path)
 
     def write(self, **row: Any) -> None:
         with self.path.open("a", newline="") as f:
@@ -491,8 +489,8 @@ class Trainer:
             unit = best_unit.double().numpy()
             native = {name: (v if isinstance(v, str) else float(v)) for name, v in fx.chain.to_native(unit).items()}
         if self.rank == 0:
-            write_json_atomic({"unit": unit.tolist(), "native": native, "steps": p.fixed_steps,
-                               "valid_loss": best, "valid_losses": scores}, path)
+            write_json(path, {"unit": unit.tolist(), "native": native, "steps": p.fixed_steps,
+                              "valid_loss": best, "valid_losses": scores})
         return unit
 
     @torch.no_grad()
@@ -530,12 +528,5 @@ class Trainer:
 
 def _render_clip(chain: FxChain, context: np.ndarray, u: np.ndarray, frame: int) -> np.ndarray:
     """Render the centred ``frame`` of a context window, warmed by the samples before it."""
-    start = (context.shape[1] - frame) // 2
+    start = context_lead(context.shape[1], frame)
     return chain.process(np.ascontiguousarray(context[:, :start + frame]), u, preroll=start)
-
-
-def write_json_atomic(obj: Any, path: Path) -> None:
-    """JSON to a temporary file, then rename over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)

@@ -1,8 +1,7 @@
-"""WAV files as float32 ``(channels, samples)`` arrays, the data errors, and atomic writes.
+"""WAV files as float32 ``(channels, samples)`` arrays, and the data errors.
 
-Every file this package writes goes through :func:`atomic_output`: the content is written to a
-temporary file beside the target and renamed into place, so an interrupted run never leaves a
-half-written file under the final name.
+Every file this package writes goes through :func:`fxlib.atomic.atomic_output`, so an
+interrupted run never leaves a half-written file under the final name.
 
 WAV is read and written with :mod:`scipy.io.wavfile` (no extra dependency). Integer PCM
 (8, 16, 24, 32 bit) is scaled to [-1, 1); files are written as 32-bit float, which keeps the
@@ -10,18 +9,16 @@ exact sample values.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import struct
 import warnings
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
+from ..atomic import atomic_output
 from ..errors import AudioFormatError, FxError
 
 
@@ -43,24 +40,6 @@ class DownloadError(DataError, OSError):
 
 class ChecksumError(DownloadError):
     """A downloaded file whose checksum differs from the expected one (the file is deleted)."""
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
-
-    The parent folder is created. On any error the temporary file is removed and ``path`` is
-    left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_audio(path: str | Path, sample_rate: int | None = None,

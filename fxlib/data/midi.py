@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailableError
-from .audio import DataError, atomic_output, load_audio
+from ..atomic import atomic_output
+from .audio import DataError, load_audio
 
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 INSTALL_HINT = "install them with `apt-get install fluidsynth fluid-soundfont-gm`"

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioFileError, DataError, DataNotFoundError, atomic_output, load_audio
+from ..atomic import atomic_output
+from .audio import AudioFileError, DataError, DataNotFoundError, load_audio
 from .download import file_digest
 
 MANIFEST = "manifest.json"
