@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_output
 from .chain import FxChain
+from .data.windows import context_lead, window
 from .encoder import Encoder
 from .errors import AudioFormatError, SpecError
 from .hosts import check_audio
@@ -93,9 +95,8 @@ class DeepAFx(nn.Module):
             audio ``(C, T)`` -> ``(N, C, context)`` with N = ceil(T / frame); zero-padded at the edges.
         """
         n = -(-audio.shape[1] // self.frame)
-        left = (self.context - self.frame) // 2
-        padded = np.pad(audio, ((0, 0), (left, n * self.frame - audio.shape[1] + self.context - self.frame - left)))
-        return np.stack([padded[:, i * self.frame:i * self.frame + self.context] for i in range(n)])
+        left = context_lead(self.context, self.frame)
+        return np.stack([window(audio, i * self.frame - left, self.context) for i in range(n)])
 
     @torch.no_grad()
     def predict(self, audio: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -151,9 +152,7 @@ def render_curve(chain_spec: Mapping, audio: np.ndarray, u: np.ndarray, frame: i
 
 def write_curves_csv(chain_spec: Mapping, u: np.ndarray, frame: int, path: str | os.PathLike) -> None:
     """Parameter curves ``(N, P)`` as CSV of native values, written atomically."""
-    path = Path(path)
-    with FxChain.from_spec(chain_spec) as chain:
-        tmp = path.with_name(path.name + ".tmp")
+    with FxChain.from_spec(chain_spec) as chain, atomic_output(path) as tmp:
         with tmp.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["time_s"] + chain.names)
@@ -161,4 +160,3 @@ def write_curves_csv(chain_spec: Mapping, u: np.ndarray, frame: int, path: str |
                 native = chain.to_native(row)
                 writer.writerow([f"{(i + 0.5) * frame / chain.sample_rate:.4f}"] +
                                 [v if isinstance(v, str) else f"{float(v):.6g}" for v in native.values()])
-        tmp.replace(path)

@@ -60,7 +60,12 @@ def _arrays(dataset: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return inputs, targets
 
 
-def _window(audio: np.ndarray, start: int, length: int) -> np.ndarray:
+def context_lead(context: int, frame: int) -> int:
+    """Samples of a context window before its centred frame: ``(context - frame) // 2``."""
+    return (context - frame) // 2
+
+
+def window(audio: np.ndarray, start: int, length: int) -> np.ndarray:
     """``audio[:, start:start + length]``, zero-padded where the range leaves ``[0, T)``."""
     out = np.zeros((audio.shape[0], length), np.float32)
     lo, hi = max(start, 0), min(start + length, audio.shape[1])
@@ -81,7 +86,7 @@ class _Windows(abc.ABC):
         self.batch_size = int(batch_size)
         self.context = int(context)
         self.frame = int(frame)
-        self.left = (self.context - self.frame) // 2  # context samples before the frame
+        self.left = context_lead(self.context, self.frame)
         self.seed = int(seed)
         self.epoch = 0
         self.frames_per_file = np.array([math.ceil(x.shape[1] / self.frame) for x in self.inputs])
@@ -112,8 +117,8 @@ class _Windows(abc.ABC):
         target = np.zeros((self.batch_size, c, self.frame), np.float32)
         for b in np.flatnonzero(valid):
             f, pos = files[b], positions[b]
-            context[b] = _window(self.inputs[f], pos - self.left, self.context)
-            target[b] = _window(self.targets[f], pos, self.frame)
+            context[b] = window(self.inputs[f], pos - self.left, self.context)
+            target[b] = window(self.targets[f], pos, self.frame)
         context_t = torch.from_numpy(context)
         return {"context": context_t,
                 "input": context_t[:, :, self.left:self.left + self.frame].contiguous(),
