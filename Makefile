@@ -5,9 +5,11 @@ VENV ?= .venv
 PROFILE ?= quick
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fxlib-installed
-# Debian packages the project uses: the audio plugins, liblilv for LV2, FluidSynth and a soundfont.
+# Debian packages the project uses: the audio plugins, liblilv for LV2, FluidSynth and a soundfont,
+# real speech and drum samples for the offline data sets, and Chromium for the JupyterLab test.
 APT_PACKAGES := zam-plugins calf-plugins lsp-plugins-lv2 invada-studio-plugins-lv2 guitarix-lv2 \
-	liblilv-0-0 lilv-utils fluidsynth fluid-soundfont-gm
+	liblilv-0-0 lilv-utils fluidsynth fluid-soundfont-gm \
+	asterisk-core-sounds-en-wav alsa-utils hydrogen-drumkits chromium chromium-driver
 
 .PHONY: setup system-deps reproduce test test-all lab bench clean
 

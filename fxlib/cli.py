@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -190,9 +191,7 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data import amp
-
-    return amp.main(args.rest)
+    return importlib.import_module(f"fxlib.data.{args.task}").main(args.rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("data", help="build or download a task's dataset (see `fxlib data amp --help`)")
-    p.add_argument("task", choices=["amp"])
+    p.add_argument("task", choices=TASKS)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_data)
     return parser

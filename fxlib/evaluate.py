@@ -6,9 +6,11 @@ Systems (each processes every whole test file):
 * ``chain-default``: the chain at its default parameters;
 * ``chain-best-fixed``: the chain at the single parameter vector that fits the training set
   best (no encoder), fitted by :meth:`fxlib.train.Trainer.fit_fixed`;
-* ``deepafx``: the model, with time-varying parameters (one vector per hop).
+* ``deepafx``: the model, with time-varying parameters (one vector per hop);
+* the task's own baselines (:attr:`fxlib.tasks.Task.baselines`), such as a classic gate.
 
-Metrics: the training loss and those of :mod:`fxlib.metrics`, averaged over the test files.
+Metrics: the training loss, those of :mod:`fxlib.metrics` and the task's own
+(:attr:`fxlib.tasks.Task.metrics`), averaged over the test files.
 The results go to ``<name>.json`` (with the command, the profile and the chain) and a
 markdown table ``<name>.md``, both written atomically.
 """
@@ -20,7 +22,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 import torch
@@ -30,17 +32,26 @@ from .data.paired import PairedDataset
 from .losses import get_loss
 from .metrics import compute_all
 from .model import DeepAFx, render_curve
+from .tasks import System, get_task
 
-LOWER_IS_BETTER = "every metric: lower is better"
+CLOSER_TO_ZERO = ("loudness_difference_lufs",)
 
 
-def evaluate_systems(systems: Mapping[str, Callable[[np.ndarray], np.ndarray]], dataset: PairedDataset,
-                     loss_name: str = "spectral") -> dict[str, dict[str, float]]:
+def direction_note(higher: Collection[str] = ()) -> str:
+    """One sentence saying which way each metric is better."""
+    up = f"; higher is better for {', '.join(higher)}" if higher else ""
+    return f"lower is better (loudness difference: closer to 0){up}"
+
+
+def evaluate_systems(systems: Mapping[str, System], dataset: PairedDataset, loss_name: str = "spectral",
+                     metrics: Callable[..., dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
     """Average metrics of each system over the files of ``dataset``.
 
     Args:
         systems: ``{name: f(input (C, T)) -> output (C, T)}``.
         dataset: the test split.
+        loss_name: the training loss, reported as ``loss``.
+        metrics: the task's own metrics, ``f(output, target, input, pair, sample_rate) -> {name: value}``.
 
     Returns:
         ``{system: {metric: mean value}}``, including ``loss`` (the training loss).
@@ -49,9 +60,14 @@ def evaluate_systems(systems: Mapping[str, Callable[[np.ndarray], np.ndarray]], 
     results: dict[str, dict[str, float]] = {}
     for name, system in systems.items():
         rows = []
-        for x, target in dataset:
+        for (x, target), pair in zip(dataset, dataset.pairs):
             y = system(x)
+            if y.shape != target.shape:
+                raise ValueError(f"system {name!r} returned shape {y.shape} for pair {pair.id!r}; "
+                                 f"expected the target's {target.shape}")
             row = compute_all(y, target, dataset.sample_rate)
+            if metrics is not None:
+                row.update(metrics(y, target, x, pair, dataset.sample_rate))
             with torch.no_grad():
                 row["loss"] = float(loss_fn(torch.from_numpy(y)[None], torch.from_numpy(target)[None]))
             rows.append(row)
@@ -59,11 +75,11 @@ def evaluate_systems(systems: Mapping[str, Callable[[np.ndarray], np.ndarray]], 
     return results
 
 
-def standard_systems(model: DeepAFx, fixed_unit: np.ndarray | None) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+def standard_systems(model: DeepAFx, fixed_unit: np.ndarray | None) -> dict[str, System]:
     """The task-independent systems: input, chain at defaults, chain at best fixed, the model."""
     spec, frame = model.chain_spec, model.frame
     default = model.default_unit.double().numpy()
-    systems: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    systems: dict[str, System] = {
         "input": lambda x: x,
         "chain-default": lambda x: render_curve(spec, x, default, frame),
     }
@@ -73,19 +89,25 @@ def standard_systems(model: DeepAFx, fixed_unit: np.ndarray | None) -> dict[str,
     return systems
 
 
-def markdown_table(results: Mapping[str, Mapping[str, float]], title: str, notes: str = "") -> str:
-    """A markdown table: one row per system, one column per metric, the best of each in bold."""
+def markdown_table(results: Mapping[str, Mapping[str, float]], title: str, notes: str = "",
+                   higher: Collection[str] = ()) -> str:
+    """A markdown table: one row per system, one column per metric, the best of each in bold.
+
+    Lower is better except for the metrics in ``higher`` and :data:`CLOSER_TO_ZERO`.
+    """
     metrics = list(next(iter(results.values())))
-    best = {m: min(r[m] if m != "loudness_difference_lufs" else abs(r[m]) for r in results.values())
-            for m in metrics}
+
+    def badness(metric: str, value: float) -> float:
+        return -value if metric in higher else abs(value) if metric in CLOSER_TO_ZERO else value
+
+    best = {m: min(badness(m, r[m]) for r in results.values()) for m in metrics}
     lines = [f"# {title}", "", notes, "", "| system | " + " | ".join(metrics) + " |",
              "|---|" + "---|" * len(metrics)]
     for system, row in results.items():
         cells = []
         for m in metrics:
             v = row[m]
-            key = abs(v) if m == "loudness_difference_lufs" else v
-            cells.append(f"**{v:.4g}**" if np.isclose(key, best[m]) else f"{v:.4g}")
+            cells.append(f"**{v:.4g}**" if np.isclose(badness(m, v), best[m]) else f"{v:.4g}")
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -124,18 +146,25 @@ def evaluate_run(run_dir: str | os.PathLike, results_dir: str | os.PathLike = "p
     model = DeepAFx.from_checkpoint(best)
     fixed_path = run_dir / "fixed.json"
     fixed = np.array(json.loads(fixed_path.read_text())["unit"]) if fixed_path.exists() else None
-    test = PairedDataset(run["data_root"], "test", int(model.sample_rate), model.channels)
-    results = evaluate_systems(standard_systems(model, fixed), test, run["profile"]["loss"])
+    task = get_task(run["task"])
+    rate = int(model.sample_rate)
+    test = PairedDataset(run["data_root"], "test", rate, model.channels)
+    systems = standard_systems(model, fixed)
+    if task.baselines is not None:
+        systems.update(task.baselines(Path(run["data_root"]), rate, model.channels))
+    results = evaluate_systems(systems, test, run["profile"]["loss"], task.metrics)
+    note = direction_note(task.higher_is_better)
     out = provenance({"task": run["task"], "profile": state.get("profile"), "chain": run["chain"],
                       "seed": run["seed"], "data": {"root": run["data_root"], "test_files": len(test),
                                                     "test_seconds": round(test.seconds, 2),
                                                     "source": test.manifest.source},
-                      "profile_settings": run["profile"], "note": LOWER_IS_BETTER, **(extra or {}),
+                      "profile_settings": run["profile"], "note": note, **(extra or {}),
                       "systems": results})
     title = f"{run['task']}: test split, profile {state.get('profile')}, chain {run['chain']}"
     notes = (f"{len(test)} test files ({test.seconds:.0f} s). Generated by `{out['command']}` on "
-             f"{out['created']}. {LOWER_IS_BETTER} (loudness difference: closer to 0). `loss` is the "
+             f"{out['created']}. Every metric: {note}. `loss` is the "
              f"training loss ({run['profile']['loss']}); `mfcc_cosine` pairs per-frame MFCC vectors (the "
              f"paper's text), `mfcc_cosine_trajectory` pairs coefficient trajectories (the authors' code).")
-    write_results(out, Path(results_dir) / f"{name or run['task']}.json", markdown_table(results, title, notes))
+    table = markdown_table(results, title, notes, task.higher_is_better)
+    write_results(out, Path(results_dir) / f"{name or run['task']}.json", table)
     return out

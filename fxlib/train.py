@@ -80,7 +80,7 @@ def ensure_data(task: Task, root: Path, profile: Profile, seed: int) -> Path:
     if not (root / "manifest.json").exists():
         if profile.data_seconds <= 0:
             raise FileNotFoundError(f"{root} holds no dataset (no manifest.json); download it with "
-                                    f"`python data_scripts/{task.name}.py download --root {root}`")
+                                    f"`fxlib data {task.name} download --root {root}`")
         log.info("building the offline %s dataset in %s", task.name, root)
         task.build_data(root, profile.data_seconds, seed)
     return root

@@ -137,7 +137,7 @@ def test_paired_dataset_loads_a_split(tmp_path):
 
 
 def test_missing_folder_says_how_to_make_it(tmp_path):
-    with pytest.raises(DataNotFoundError, match="does not exist.*data_scripts/amp.py build"):
+    with pytest.raises(DataNotFoundError, match="does not exist.*data_scripts/<task>.py build"):
         PairedDataset(tmp_path / "nothing", "train")
 
 

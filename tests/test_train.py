@@ -115,7 +115,7 @@ def test_torchrun_two_ranks_on_cpu(data_root, tmp_path):
 
 def test_missing_data_folder_for_downloaded_data(tmp_path):
     paper = get_task("amp").profile("paper")
-    with pytest.raises(FileNotFoundError, match="data_scripts/amp.py download"):
+    with pytest.raises(FileNotFoundError, match="fxlib data amp download"):
         Trainer("amp", paper, tmp_path / "run", data_root=tmp_path / "nowhere", chain=CHAIN, progress=False)
 
 

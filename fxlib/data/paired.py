@@ -42,9 +42,9 @@ MANIFEST = "manifest.json"
 PARTIAL = "manifest.partial.json"
 FORMAT = 1
 SPLITS = ("train", "valid", "test")
-HINT = ("build it with `python data_scripts/amp.py build --root {root}` (offline, about a minute) or download "
-        "the paper's recordings with `python data_scripts/amp.py download --root {root}`; other tasks have "
-        "their own script in data_scripts/")
+HINT = ("build it offline with `python data_scripts/<task>.py build --root {root}` or download the paper's "
+        "data with `python data_scripts/<task>.py download --root {root}`, where <task> is amp, breath or "
+        "mastering (the same as `fxlib data <task> ...`)")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Task configurations: one module per application, each holding its profiles.
 
 A :class:`Task` names the chain presets to try (the paper's LV2 chain first, then portable
-ones), how to get its data, and three :class:`Profile` s:
+ones), how to get its data (the module ``fxlib.data.<name>``), the task's own metrics and
+baselines, and three :class:`Profile` s:
 
 * ``smoke``: seconds, for tests;
 * ``quick``: minutes on 2 cores, the default of ``make reproduce``;
@@ -10,13 +11,21 @@ ones), how to get its data, and three :class:`Profile` s:
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from ..errors import SpecError
 from ..params import closest
 
-TASKS = ("amp",)
+#: The task names: one module per task in this package (``amp``, ``breath``, ``mastering``).
+TASKS = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
+
+#: ``f(input (C, T)) -> output (C, T)``: one system of the evaluation (a baseline or the model).
+System = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,13 @@ class Task:
         build_data: ``(root, seconds, seed) -> None``, the offline dataset builder.
         profiles: ``{"smoke": Profile, "quick": Profile, "paper": Profile}``.
         paper_results: the paper's reported numbers for this task, if any, for the report.
+        metrics: optional task metrics per test file,
+            ``f(output (C, T), target (C, T), input (C, T), pair, sample_rate) -> {name: value}``,
+            where ``pair`` is the file's :class:`~fxlib.data.paired.Pair` (its ``info`` holds
+            labels such as event times); added to :func:`fxlib.metrics.compute_all`'s.
+        baselines: optional task baselines, ``f(data_root, sample_rate, channels) -> {name: System}``,
+            evaluated beside the standard systems (input, chain at defaults and best fixed, model).
+        higher_is_better: metric names where larger is better (all others: lower is better).
     """
 
     name: str
@@ -101,6 +117,9 @@ class Task:
     build_data: Callable[..., Any]
     profiles: dict[str, Profile] = field(default_factory=dict)
     paper_results: dict[str, Any] = field(default_factory=dict)
+    metrics: Callable[..., dict[str, float]] | None = None
+    baselines: Callable[[Path, int, int], Mapping[str, System]] | None = None
+    higher_is_better: tuple[str, ...] = ()
 
     def profile(self, name: str) -> Profile:
         """The profile ``name``; :class:`SpecError` naming the choices otherwise."""
