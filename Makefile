@@ -38,9 +38,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test,notebooks]'
 	touch $(STAMP)
 
-# The main job: train and evaluate the paper's tasks on $(PROFILE) (quick by default).
+# The main job: build the data, run the three task notebooks with papermill on $(PROFILE) (quick by
+# default), write paper/results, figures, audio examples and paper/REPORT.md (see fxlib/reproduce.py).
 reproduce: setup
-	$(BIN)/fxlib train --task amp --profile $(PROFILE)
+	$(BIN)/python -m fxlib.reproduce --profile $(PROFILE)
 
 test: setup
 	$(BIN)/pytest -m "not slow"

@@ -1,0 +1,124 @@
+"""Every notebook in notebooks/ runs end to end on the smoke profile, writing only into tmp_path.
+
+The notebooks are executed with papermill (nbmake cannot inject parameters): ``profile`` becomes
+"smoke", and every path parameter whose default lies in the checkout's ``paper/``, ``data/`` or
+``runs/`` is moved under tmp_path, so no test writes into the repository. Task notebooks train
+a smoke model (tens of seconds each) and are marked slow; the tour and the other notebooks (the
+listening test's) run in seconds.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+papermill = pytest.importorskip("papermill")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+REPO_FOLDERS = ("paper", "data", "runs")
+TOUR = "00_tour.ipynb"
+TASKS = {"01_amp_emulation.ipynb": "amp", "02_breath_removal.ipynb": "breath", "03_mastering.ipynb": "mastering"}
+FAST = {TOUR: {"clip_seconds": 2.0, "error_trials": 2}}  # extra settings that keep a notebook quick
+
+
+def smoke_parameters(notebook: Path, tmp: Path) -> dict:
+    """The smoke profile and every repository path parameter moved under ``tmp``."""
+    params = {}
+    for name, info in papermill.inspect_notebook(str(notebook)).items():
+        value = ast.literal_eval(info["default"])
+        if name == "profile":
+            params[name] = "smoke"
+        elif isinstance(value, str) and value.split("/")[0] in REPO_FOLDERS:
+            params[name] = str(tmp / value)
+        elif name == "out":  # a task notebook's run folder ("" means runs/<task>-<profile> in the checkout)
+            params[name] = str(tmp / "runs" / notebook.stem)
+    return {**params, **FAST.get(notebook.name, {})}
+
+
+def execute(notebook: Path, tmp: Path, **overrides) -> nbformat.NotebookNode:
+    """Run ``notebook`` with smoke parameters (and ``overrides``) into ``tmp``; the executed notebook."""
+    output = tmp / f"executed-{notebook.name}"
+    papermill.execute_notebook(str(notebook), str(output), parameters={**smoke_parameters(notebook, tmp), **overrides},
+                               cwd=str(notebook.parent), progress_bar=False, kernel_name="python3")
+    return nbformat.read(output, as_version=4)
+
+
+def outputs(nb: nbformat.NotebookNode) -> list[dict]:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+
+
+def stderr_text(nb: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for o in outputs(nb) if o.get("name") == "stderr")
+
+
+def repository_outputs() -> dict[str, float]:
+    """Files under the checkout's paper/ folder and smoke run folders, with their modification times."""
+    files = [p for p in (ROOT / "paper").rglob("*") if p.is_file()] if (ROOT / "paper").is_dir() else []
+    files += [p for p in (ROOT / "runs").glob("*-smoke/*")] if (ROOT / "runs").is_dir() else []
+    return {str(p): p.stat().st_mtime for p in files}
+
+
+def test_every_notebook_has_a_parameters_cell_of_plain_literals():
+    assert {TOUR, *TASKS} <= {p.name for p in NOTEBOOKS}
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(cells) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+        tree = ast.parse(cells[0].source)
+        for statement in tree.body:
+            assert isinstance(statement, ast.Assign), f"{path.name}: the parameters cell holds only assignments"
+            ast.literal_eval(statement.value)  # raises unless a plain literal
+        assert not any(o for c in nb.cells if c.cell_type == "code" for o in c.outputs), \
+            f"{path.name} is committed with outputs; clear them"
+
+
+def test_the_tour_runs_and_explains_the_missing_model(tmp_path):
+    before = repository_outputs()
+    nb = execute(ROOT / "notebooks" / TOUR, tmp_path)
+    kinds = [o.output_type for o in outputs(nb)]
+    widgets = [o for o in outputs(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) >= 2, f"the chain explorer and the gradient demo should display widgets; got {kinds}"
+    assert any("image/png" in o.get("data", {}) for o in outputs(nb)), "the SPSA error plot is missing"
+    assert any("No model to play" in o.get("data", {}).get("text/markdown", "") for o in outputs(nb))
+    assert "Traceback" not in stderr_text(nb)
+    assert repository_outputs() == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_task_notebook_trains_evaluates_and_writes_into_tmp(name, tmp_path):
+    task = TASKS[name]
+    before = repository_outputs()
+    nb = execute(ROOT / "notebooks" / name, tmp_path)
+    results = tmp_path / "paper" / "results"
+    assert (results / f"{task}.json").exists() and (results / f"{task}.md").exists()
+    assert f"--task {task} --profile smoke" in (results / f"{task}.json").read_text()
+    assert list((tmp_path / "paper" / "figures").glob(f"{task}_*.png")), "no figures written"
+    wavs = list((tmp_path / "paper" / "audio" / task).glob("*.wav"))
+    assert wavs and all(w.stat().st_size > 1000 for w in wavs)
+    assert any("audio/wav" in o.get("data", {}).get("text/html", "") for o in outputs(nb)), "no audio player"
+    assert repository_outputs() == before
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name != TOUR and p.name not in TASKS],
+                         ids=lambda p: p.name)
+def test_other_notebooks_run_on_smoke_settings(path, tmp_path):
+    before = repository_outputs()
+    nb = execute(path, tmp_path)
+    assert outputs(nb), f"{path.name} produced no output"
+    assert repository_outputs() == before
+
+
+@pytest.mark.slow
+def test_the_tour_plays_a_trained_model(tmp_path):
+    from fxlib.notebook import run_task
+
+    run = run_task("amp", "smoke", data=str(tmp_path / "data"), out=str(tmp_path / "run"),
+                   results=str(tmp_path / "results"))
+    nb = execute(ROOT / "notebooks" / TOUR, tmp_path, run=run["run_dir"])
+    assert not any("No model to play" in o.get("data", {}).get("text/markdown", "") for o in outputs(nb))
+    widgets = [o for o in outputs(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) >= 3, "the A/B widget is missing"

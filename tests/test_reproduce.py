@@ -1,0 +1,116 @@
+"""The batch runner (fxlib.reproduce) on tiny fake notebooks, and the report from fake results."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+from fxlib import reproduce
+from fxlib.atomic import write_json
+from fxlib.reproduce import Job, Outcome, paper_comparison, run_jobs, task_parameters, write_report
+
+KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+          "language_info": {"name": "python"}}
+
+
+def fake_notebook(path: Path, body: str) -> Path:
+    """A notebook with a ``parameters`` cell (``out``, ``value``) and one code cell ``body``."""
+    params = new_code_cell('out = ""\nvalue = 0')
+    params.metadata["tags"] = ["parameters"]
+    nbformat.write(new_notebook(cells=[params, new_code_cell(body)], metadata=KERNEL), path)
+    return path
+
+
+WRITES = "from pathlib import Path\nPath(out).write_text(str(value * 2))"
+
+
+def test_a_failing_notebook_stops_the_run_naming_itself_and_its_cell(tmp_path):
+    first = fake_notebook(tmp_path / "first.ipynb", WRITES)
+    second = fake_notebook(tmp_path / "second.ipynb", "x = 1\nraise ValueError('the fake fails here')")
+    third = fake_notebook(tmp_path / "third.ipynb", WRITES)
+    executed = tmp_path / "executed"
+    jobs = [Job("first", first, executed / "first.ipynb", {"out": str(tmp_path / "first.txt"), "value": 21}),
+            Job("second", second, executed / "second.ipynb", {"out": str(tmp_path / "second.txt")}),
+            Job("third", third, executed / "third.ipynb", {"out": str(tmp_path / "third.txt"), "value": 1})]
+    log = tmp_path / "run.json"
+    outcomes = run_jobs(jobs, log, {"command": "test"})
+
+    assert [o.status for o in outcomes] == ["done", "failed", "not run"]
+    error = outcomes[1].error
+    assert "second.ipynb" in error and "cell 2" in error and "ValueError" in error and "the fake fails here" in error
+    assert (tmp_path / "first.txt").read_text() == "42"  # the injected parameter reached the notebook
+    assert (executed / "first.ipynb").exists()  # what finished is kept
+    assert not (tmp_path / "third.txt").exists() and not (executed / "third.ipynb").exists()
+    failed = nbformat.read(executed / "second.ipynb", as_version=4)  # the partly executed notebook shows the error
+    assert any(o.get("ename") == "ValueError" for c in failed.cells if c.cell_type == "code" for o in c.outputs)
+    assert not list(executed.glob(".*partial*"))  # no temporary file left
+    header, logged = reproduce.read_run_log(log)
+    assert header == {"command": "test"} and [o.status for o in logged] == ["done", "failed", "not run"]
+
+
+def test_every_notebook_runs_when_none_fails(tmp_path):
+    jobs = [Job(name, fake_notebook(tmp_path / f"{name}.ipynb", WRITES), tmp_path / "out" / f"{name}.ipynb",
+                {"out": str(tmp_path / f"{name}.txt"), "value": i}) for i, name in enumerate(["a", "b"])]
+    outcomes = run_jobs(jobs)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert all(o.wall_seconds is not None and o.wall_seconds > 0 for o in outcomes)
+    assert (tmp_path / "b.txt").read_text() == "2"
+
+
+def test_a_missing_notebook_is_named(tmp_path):
+    outcomes = run_jobs([Job("gone", tmp_path / "gone.ipynb", tmp_path / "out.ipynb")])
+    assert outcomes[0].status == "failed" and "gone.ipynb" in outcomes[0].error
+
+
+def test_task_parameters_stay_under_the_output_folder():
+    params = task_parameters("breath", "quick", 3, "paper")
+    assert params == {"profile": "quick", "data": "data/breath", "chain": "", "seed": 3, "out": "runs/breath-quick",
+                      "results": "paper/results", "figures": "paper/figures", "audio": "paper/audio/breath"}
+
+
+SYSTEMS = {"input": {"loss": 3.0, "mfcc_cosine": 0.03}, "chain-best-fixed": {"loss": 2.0, "mfcc_cosine": 0.02},
+           "deepafx": {"loss": 1.5, "mfcc_cosine": 0.01}}
+
+
+def fake_results(task: str) -> dict:
+    return {"command": f"fxlib train --task {task} --profile quick", "task": task, "profile": "quick",
+            "chain": f"{task}-lv2", "seed": 0, "wall_seconds": 600.0,
+            "machine": {"python": "3.11", "platform": "Linux-test", "cpus": 2, "torch": "2.13.0", "cuda": None},
+            "data": {"test_files": 6, "test_seconds": 60.0, "source": {"kind": "offline"}}, "systems": SYSTEMS}
+
+
+def test_the_report_shows_every_task_and_says_the_paper_gives_no_figures(tmp_path):
+    paper = tmp_path / "paper"
+    for task in ("amp", "mastering"):
+        write_json(paper / "results" / f"{task}.json", fake_results(task))
+    outcomes = [Outcome("amp", "01_amp_emulation.ipynb", "x", "done", 650.0),
+                Outcome("breath", "02_breath_removal.ipynb", "y", "failed", None,
+                        "notebook 02_breath_removal.ipynb failed in cell 5"),
+                Outcome("mastering", "03_mastering.ipynb", "z", "done", 700.0)]
+    report = write_report(paper, ["amp", "breath", "mastering"], outcomes, "python -m fxlib.reproduce", "quick")
+    text = report.read_text()
+
+    assert "## amp:" in text and "## breath:" in text and "## mastering:" in text
+    assert "| deepafx | **1.5** | **0.01** |" in text  # our table, best values in bold
+    assert "failed in cell 5" in text  # the failed task says why it has no results
+    assert text.count("none are recorded for this task") == 2  # no invented paper figures
+    assert "python -m fxlib.reproduce" in text and "22.5 min" in text and "2 CPUs" in text
+
+
+def test_the_paper_figures_sit_beside_ours_when_a_task_gives_them():
+    paper = {"source": "Table 1", "systems": {"deepafx": {"loss": 1.0, "esr": 0.2}}}
+    text = paper_comparison("amp", SYSTEMS, paper)
+    assert "Table 1" in text
+    assert "| deepafx | loss | 1 | 1.5 | +0.5 |" in text
+    assert "| deepafx | esr | 0.2 | not measured |" in text
+
+
+def test_report_only_rewrites_the_report_from_results(tmp_path):
+    paper = tmp_path / "paper"
+    write_json(paper / "results" / "amp.json", fake_results("amp"))
+    assert reproduce.main(["--report-only", "--paper", str(paper), "--tasks", "amp"]) == 0
+    text = (paper / "REPORT.md").read_text()
+    assert "## amp:" in text and "report regenerated from results" in text
+    assert json.loads((paper / "results" / "amp.json").read_text())["task"] == "amp"
