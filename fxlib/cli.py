@@ -16,7 +16,6 @@ import argparse
 import importlib
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -151,18 +150,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run
-    from .train import Trainer
+    from .train import train_and_evaluate
 
-    started = time.monotonic()
     out = Path(args.out or Path("runs") / f"{args.task}-{args.profile}")
-    trainer = Trainer(args.task, args.profile, out, data_root=args.data, chain=args.chain, seed=args.seed,
-                      device=args.device, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
-    best = trainer.fit()
-    if trainer.rank == 0:
-        trainer.fit_fixed()
-        results = evaluate_run(out, args.results, extra={"wall_seconds": round(time.monotonic() - started, 1)})
-        print(f"trained {best}; results in {args.results}/{results['task']}.md")
+    results = train_and_evaluate(args.task, args.profile, out, data=args.data, chain=args.chain, seed=args.seed,
+                                 results=args.results, device=args.device, checkpoint_every=args.checkpoint_every,
+                                 progress=not args.no_progress)
+    if results is not None:
+        print(f"trained {out / 'best.pt'}; results in {args.results}/{results['task']}.md")
         for system, row in results["systems"].items():
             print(f"  {system:18} loss {row['loss']:.4g}  mfcc_cosine {row['mfcc_cosine']:.4g}")
     return 0

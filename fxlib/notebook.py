@@ -11,7 +11,6 @@ import json
 import math
 import os
 import shlex
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -78,10 +77,9 @@ def run_task(task: str, profile: str = "quick", data: str | None = None, chain: 
              notebook: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Train a task's model and its best-fixed baseline, evaluate them and write the results.
 
-    The same steps as ``fxlib train`` (:func:`train_command` gives the equivalent command,
-    recorded in the results): :meth:`~fxlib.train.Trainer.fit` (resumes a run folder that
-    holds a checkpoint; a finished run is not trained again), :meth:`~fxlib.train.Trainer.fit_fixed`
-    and :func:`~fxlib.evaluate.evaluate_run`.
+    The same steps as ``fxlib train`` (:func:`fxlib.train.train_and_evaluate`; :func:`train_command`
+    gives the equivalent command, recorded in the results): training resumes a run folder that
+    holds a checkpoint, and a finished run is not trained again.
 
     Args:
         task: "amp", "breath" or "mastering"; profile: "smoke", "quick" or "paper".
@@ -99,19 +97,15 @@ def run_task(task: str, profile: str = "quick", data: str | None = None, chain: 
     Returns:
         The results (as written to ``<results>/<task>.json``), with ``run_dir`` added.
     """
-    from .evaluate import evaluate_run
-    from .train import Trainer
+    from .train import train_and_evaluate
 
     data = data or f"data/{task}"
     out = out or f"runs/{task}-{profile}"
     command = train_command(task, profile, data, chain, seed, out, results)
-    started = time.monotonic()
     with _in_folder(project_root()):
-        trainer = Trainer(task, profile, out, data_root=data, chain=chain or None, seed=seed, progress=progress)
-        trainer.fit()
-        trainer.fit_fixed()
-        extra = {"wall_seconds": round(time.monotonic() - started, 1), "notebook": notebook}
-        results_data = evaluate_run(out, results, extra=extra, command=command)
+        results_data = train_and_evaluate(task, profile, out, data=data, chain=chain or None, seed=seed,
+                                          results=results, progress=progress, command=command,
+                                          extra={"notebook": notebook})
     return {**results_data, "run_dir": str(resolve(out))}
 
 

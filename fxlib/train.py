@@ -38,7 +38,8 @@ from torch import nn
 
 from .atomic import atomic_output, write_json
 from .chain import FxChain
-from .data.paired import PairedDataset
+from .data.audio import DataError
+from .data.paired import PairedDataset, read_manifest
 from .data.windows import RandomClips, StreamingWindows, context_lead
 from .errors import FxError, SpecError
 from .layer import BlackBoxFx
@@ -76,13 +77,27 @@ def select_chain(task: Task, requested: str | None = None) -> tuple[str, dict]:
 
 
 def ensure_data(task: Task, root: Path, profile: Profile, seed: int) -> Path:
-    """The dataset folder; built with the task's offline builder when it has no manifest."""
+    """The dataset folder; built with the task's offline builder when it has no manifest.
+
+    Raises:
+        FileNotFoundError: no dataset and the profile builds none (it expects downloaded data).
+        DataError: the folder holds an offline build of another size than the profile's
+            ``data_seconds`` (for example a smoke-sized build where quick is asked for).
+    """
     if not (root / "manifest.json").exists():
         if profile.data_seconds <= 0:
             raise FileNotFoundError(f"{root} holds no dataset (no manifest.json); download it with "
                                     f"`fxlib data {task.name} download --root {root}`")
         log.info("building the offline %s dataset in %s", task.name, root)
         task.build_data(root, profile.data_seconds, seed)
+        return root
+    manifest = read_manifest(root)
+    seconds = sum(p.duration for p in manifest.pairs)
+    if manifest.source.get("kind") == "offline" and profile.data_seconds > 0 \
+            and abs(seconds - profile.data_seconds) > 0.1 * profile.data_seconds:
+        raise DataError(f"{root} holds an offline {task.name} build of {seconds:.0f} s, but this profile asks for "
+                        f"{profile.data_seconds:.0f} s; pass another data folder (--data) or delete {root} "
+                        "to build it again")
     return root
 
 
@@ -530,3 +545,30 @@ def _render_clip(chain: FxChain, context: np.ndarray, u: np.ndarray, frame: int)
     """Render the centred ``frame`` of a context window, warmed by the samples before it."""
     start = context_lead(context.shape[1], frame)
     return chain.process(np.ascontiguousarray(context[:, :start + frame]), u, preroll=start)
+
+
+def train_and_evaluate(task: str, profile: str | Profile, out: str | os.PathLike, data: str | os.PathLike | None = None,
+                       chain: str | None = None, seed: int = 0, results: str | os.PathLike = "paper/results",
+                       device: str | None = None, checkpoint_every: int = 25, progress: bool = True,
+                       command: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The whole of ``fxlib train``: train (or resume), fit the best fixed vector, evaluate.
+
+    Arguments as for :class:`Trainer`; ``results`` is the folder of ``<task>.json`` and ``.md``,
+    ``command`` the command recorded in them (default: this process's), ``extra`` more facts
+    for the JSON. The wall time of the whole call is recorded as ``wall_seconds``.
+
+    Returns:
+        The results written (see :func:`fxlib.evaluate.evaluate_run`) on rank 0; None on the
+        other ranks of a distributed run.
+    """
+    from .evaluate import evaluate_run
+
+    started = time.monotonic()
+    trainer = Trainer(task, profile, out, data_root=data, chain=chain, seed=seed, device=device,
+                      checkpoint_every=checkpoint_every, progress=progress)
+    trainer.fit()
+    if trainer.rank != 0:
+        return None
+    trainer.fit_fixed()
+    facts = {"wall_seconds": round(time.monotonic() - started, 1), **(extra or {})}
+    return evaluate_run(out, results, extra=facts, command=command)

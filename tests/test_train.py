@@ -113,6 +113,12 @@ def test_torchrun_two_ranks_on_cpu(data_root, tmp_path):
     assert rows and len(rows) == len({tuple(r) for r in rows})  # one row per epoch: only rank 0 writes
 
 
+def test_offline_data_of_another_size_is_refused(data_root, tmp_path):
+    bigger = get_task("amp").profile("smoke").override(data_seconds=600)
+    with pytest.raises(FxError, match=r"offline amp build of 50 s, but this profile asks for 600 s"):
+        Trainer("amp", bigger, tmp_path / "run", data_root=data_root, chain=CHAIN, progress=False)
+
+
 def test_missing_data_folder_for_downloaded_data(tmp_path):
     paper = get_task("amp").profile("paper")
     with pytest.raises(FileNotFoundError, match="fxlib data amp download"):
