@@ -3,14 +3,19 @@
 ``python -m fxlib.reproduce --profile quick`` (what ``make reproduce`` runs), from anywhere in
 the checkout (paths are relative to :func:`fxlib.notebook.project_root`):
 
-1. builds each task's dataset (``data/<task>``) with the task's offline builder, unless the
-   folder already holds one (a downloaded paper dataset is used as it is);
+1. builds each task's dataset (``data/<task>``; ``data/<task>-smoke`` for the smoke profile, so
+   a smoke run never leaves a small dataset where quick expects a full one) with the task's
+   offline builder, unless the folder already holds one (a downloaded paper dataset is used as
+   it is);
 2. runs ``notebooks/01_amp_emulation.ipynb``, ``02_breath_removal.ipynb`` and ``03_mastering.ipynb``
    in order with papermill, injecting the profile, seed and output paths, into
    ``paper/notebooks/<name>.ipynb``; the notebooks write ``paper/results/<task>.json`` and ``.md``,
    figures to ``paper/figures/`` and short audio examples to ``paper/audio/<task>/``;
 3. writes ``paper/reproduce.json`` (what ran, when, how long, the outcome) after each notebook,
    and ``paper/REPORT.md`` from the results files at the end.
+
+With ``--profile smoke`` the outputs go to ``runs/reproduce-smoke/`` instead of ``paper/``, so a
+check never overwrites the committed results.
 
 A notebook that fails stops the run: the error names the notebook, the failing cell and the
 exception; the partly executed notebook is kept for inspection, and so is everything the
@@ -81,24 +86,35 @@ class Outcome:
     error: str | None = None
 
 
+def data_folder(task: str, profile: str) -> str:
+    """A task's dataset folder, relative to the root: ``data/<task>``, or ``data/<task>-smoke``."""
+    return f"data/{task}-smoke" if profile == "smoke" else f"data/{task}"
+
+
+def default_output(profile: str) -> str:
+    """Where a profile's outputs go by default: ``paper``, or ``runs/reproduce-smoke`` for smoke."""
+    return "runs/reproduce-smoke" if profile == "smoke" else "paper"
+
+
 def task_parameters(task: str, profile: str, seed: int, paper: str = "paper") -> dict[str, Any]:
     """The parameters ``make reproduce`` injects into task ``task``'s notebook (paths relative to the root)."""
-    return {"profile": profile, "data": f"data/{task}", "chain": "", "seed": seed, "out": f"runs/{task}-{profile}",
+    return {"profile": profile, "data": data_folder(task, profile), "chain": "", "seed": seed, "out": f"runs/{task}-{profile}",
             "results": f"{paper}/results", "figures": f"{paper}/figures", "audio": f"{paper}/audio/{task}"}
 
 
 def build_data(tasks: Sequence[str], profile: str, seed: int) -> None:
-    """Build each task's offline dataset in ``data/<task>`` unless one is there (run at the root)."""
+    """Build each task's offline dataset (:func:`data_folder`) unless one is there (run at the root)."""
     from .train import ensure_data
 
     for name in tasks:
         task = get_task(name)
+        folder = data_folder(name, profile)
         started = time.monotonic()
         try:
-            ensure_data(task, Path("data") / name, task.profile(profile), seed)
+            ensure_data(task, Path(folder), task.profile(profile), seed)
         except Exception as e:
-            raise FxError(f"building the {name} dataset in data/{name} failed: {type(e).__name__}: {e}") from e
-        log.info("data/%s ready (%.0f s)", name, time.monotonic() - started)
+            raise FxError(f"building the {name} dataset in {folder} failed: {type(e).__name__}: {e}") from e
+        log.info("%s ready (%.0f s)", folder, time.monotonic() - started)
 
 
 def run_notebook(job: Job) -> float:
@@ -321,9 +337,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", default=list(NOTEBOOKS), choices=list(NOTEBOOKS),
                         help="tasks to run, in order (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, initialisation and SPSA (default 0)")
-    parser.add_argument("--paper", default="paper", help="output folder, relative to the project root (default paper)")
+    parser.add_argument("--paper", help="output folder, relative to the project root (default paper; "
+                        "runs/reproduce-smoke for the smoke profile)")
     parser.add_argument("--report-only", action="store_true", help="only rewrite REPORT.md from the results files")
     args = parser.parse_args(argv)
+    args.paper = args.paper or default_output(args.profile)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     command = shlex.join(["python", "-m", "fxlib.reproduce"] + list(sys.argv[1:] if argv is None else argv))
     if args.report_only:

@@ -70,6 +70,13 @@ def test_task_parameters_stay_under_the_output_folder():
                       "results": "paper/results", "figures": "paper/figures", "audio": "paper/audio/breath"}
 
 
+def test_a_smoke_reproduction_keeps_off_the_quick_data_and_the_committed_results():
+    params = task_parameters("amp", "smoke", 0, reproduce.default_output("smoke"))
+    assert params["data"] == "data/amp-smoke" and params["out"] == "runs/amp-smoke"
+    assert params["results"] == "runs/reproduce-smoke/results"
+    assert reproduce.default_output("quick") == "paper" and reproduce.data_folder("amp", "paper") == "data/amp"
+
+
 SYSTEMS = {"input": {"loss": 3.0, "mfcc_cosine": 0.03}, "chain-best-fixed": {"loss": 2.0, "mfcc_cosine": 0.02},
            "deepafx": {"loss": 1.5, "mfcc_cosine": 0.01}}
 
