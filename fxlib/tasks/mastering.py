@@ -1,0 +1,83 @@
+"""Automatic mastering: learn a multiband compressor and a graphic EQ to master a mix.
+
+Chain: the paper's Calf MultibandCompressor then LSP graph_equalizer_x32_mono
+(``mastering-lv2``, 16 + 33 controls, trained progressively: the Trainer runs one phase per
+effect); where LV2 is missing, ZAM's ZaMultiComp and ZamGEQ31 (``mastering-vst3``) or the
+built-in stand-in (``mastering-builtin``).
+Data: songs listed in a song manifest (``python data_scripts/mastering.py download --manifest
+FILE``, the paper used the Mixing Secrets library), else the offline builder: stereo MIDI songs
+mastered by a ZAM reference chain to -14 LUFS (:mod:`fxlib.data.mastering`).
+
+Channels: 1. The paper's plugins are mono, so a stereo task would run the chain dual-mono at
+twice the render cost per SPSA step for no new parameter (both channels get the same
+settings); the stereo files are read mixed to mono (:class:`~fxlib.data.paired.PairedDataset`).
+
+Task metrics (beside :func:`fxlib.metrics.compute_all`'s, which include the signed
+``loudness_difference_lufs`` and ``spectral_balance_distance``):
+
+* ``loudness_error_lufs``: ``|L(output) - L(target)|``, integrated loudness (BS.1770) in LU;
+  unlike the signed difference its mean over songs cannot cancel;
+* ``true_peak_error_db``: ``|TP(output) - TP(target)|``, true peaks in dBTP.
+
+Baseline: ``matchering`` (:mod:`fxlib.baselines.matchering`) with one reference master from
+the training split (the training target of median loudness), never the song's own target.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..data.paired import Pair
+from ..metrics import loudness_lufs, true_peak_dbtp
+from . import Profile, System, Task
+
+
+def build_data(root: Path, seconds: float, seed: int) -> None:
+    """Build the offline mastering dataset under ``root`` (see :mod:`fxlib.data.mastering`)."""
+    from ..data import mastering
+
+    mastering.build(root, seconds=seconds, seed=seed)
+
+
+def metrics(output: np.ndarray, target: np.ndarray, inp: np.ndarray, pair: Pair,
+            sample_rate: int) -> dict[str, float]:
+    """The mastering metrics of one test song (see the module docstring).
+
+    Shape:
+        output, target, inp: ``(C, T)``; returns ``{name: value}`` in LU and dB (``inf`` when
+        the output is silent, below the -70 LUFS gate).
+    """
+    return {"loudness_error_lufs": abs(loudness_lufs(output, sample_rate) - loudness_lufs(target, sample_rate)),
+            "true_peak_error_db": abs(true_peak_dbtp(output, sample_rate) - true_peak_dbtp(target, sample_rate))}
+
+
+def baselines(data_root: Path, sample_rate: int, channels: int) -> Mapping[str, System]:
+    """``{"matchering": f(x (C, T)) -> y (C, T)}`` with the reference picked from the training split."""
+    from ..baselines import matchering
+
+    _, reference = matchering.pick_reference(data_root, sample_rate)
+    return {"matchering": lambda x: matchering.master(x, sample_rate, reference, sample_rate)}
+
+
+TASK = Task(
+    name="mastering",
+    description="Automatic music mastering with a multiband compressor and a graphic EQ (paper section 4.3)",
+    chains=("mastering-lv2", "mastering-vst3", "mastering-builtin"),
+    sample_rate=22050,
+    channels=1,
+    build_data=build_data,
+    metrics=metrics,
+    baselines=baselines,
+    profiles={
+        "smoke": Profile(data_seconds=36, context=8192, batch_size=4, stage1_steps=40, stage1_epochs=1, stage1_lr=3e-3,
+                         steps_per_epoch=4, epochs=1, valid_batches=2, fixed_steps=4, workers=1),
+        "quick": Profile(data_seconds=360, context=40960, batch_size=8, stage1_steps=40, stage1_epochs=2,
+                         stage1_lr=3e-3, steps_per_epoch=35, epochs=7, lr=5e-4, patience=3, lr_patience=1,
+                         valid_batches=10, draws=2, fixed_steps=200, fixed_lr=5e-3),
+        "paper": Profile(data_seconds=0, context=40960, batch_size=100, backbone="mobilenetv2",
+                         stage1_steps=1000, stage1_epochs=1000, steps_per_epoch=1000, epochs=1000,
+                         lr=1e-4, patience=25, valid_batches=100, fixed_steps=20000),
+    },
+)
