@@ -5,7 +5,8 @@ Phases, in order, each with its own Adam optimiser, ReduceLROnPlateau and early 
 * ``stage1``: the encoder regresses the chain's default parameter vector (MSE, no effects);
 * ``stage2-1`` .. ``stage2-N``: through the first 1..N effects of the chain (progressive
   training, one effect added at a time), the effects rendered by
-  :class:`~fxlib.layer.BlackBoxFx` with SPSA gradients, the loss against the target audio.
+  :class:`~fxlib.layer.BlackBoxFx` with SPSA gradients, the loss against the target audio,
+  plus :func:`anchor_loss` holding the effects not trained yet at their defaults.
 
 Everything a run needs to go on is in ``<out>/checkpoint.pt``, written atomically every
 ``checkpoint_every`` steps and at each epoch's end: model, optimiser, scheduler, phase,
@@ -229,6 +230,21 @@ def render_loss(fx: BlackBoxFx, batch: dict, params: torch.Tensor, targets: Stre
         keep = valid.to(params.device)
         return loss_fn(out[keep], target[keep])
     return loss_fn(out, target)
+
+
+def anchor_loss(params: torch.Tensor, default: torch.Tensor, n_trained: int, weight: float) -> torch.Tensor:
+    """``weight`` times the MSE of the untrained parameters ``params[:, n_trained:]`` to their defaults.
+
+    In progressive stage 2 the encoder's outputs for the effects not in the chain yet get no
+    gradient from the loss, yet the shared layers move them; this term holds them at the
+    defaults they were regressed to in stage 1, so the next phase starts from there.
+
+    Shape:
+        params, default: ``(B, P)`` in [0, 1]; returns a scalar (0 when all P are trained).
+    """
+    if n_trained >= params.shape[1] or weight <= 0:
+        return params.new_zeros(())
+    return weight * nn.functional.mse_loss(params[:, n_trained:], default[:, n_trained:])
 
 
 class CsvLog:
@@ -459,9 +475,11 @@ class Trainer:
     def _step(self, model: nn.Module, batch: dict, fx: BlackBoxFx | None, n_params: int,
               targets: StreamTargets | None) -> torch.Tensor:
         params = model(batch["context"].to(self.device))
+        default = self.model.default_unit.to(self.device).expand_as(params)
         if fx is None:
-            return nn.functional.mse_loss(params, self.model.default_unit.to(self.device).expand_as(params))
-        return render_loss(fx, batch, params[:, :n_params], targets, self.loss_fn)
+            return nn.functional.mse_loss(params, default)
+        loss = render_loss(fx, batch, params[:, :n_params], targets, self.loss_fn)
+        return loss + anchor_loss(params, default, n_params, self.profile.anchor)
 
     def fit_fixed(self) -> np.ndarray:
         """The single parameter vector ``(P,)`` that fits the training set best (the baseline).

@@ -17,7 +17,7 @@ from fxlib.errors import FxError, SpecError
 from fxlib.model import DeepAFx, render_curve
 from fxlib.presets import chain_spec
 from fxlib.tasks import get_task
-from fxlib.train import StreamTargets, Trainer, endless
+from fxlib.train import StreamTargets, Trainer, anchor_loss, endless
 
 CHAIN = "amp-builtin"  # deterministic and quick everywhere; the LV2 chain is exercised by `make reproduce`
 
@@ -183,3 +183,14 @@ def test_render_curve_constant_equals_chain_process():
         u = np.full(chain.num_params, 0.3)
         expected = chain.process(x, u)
     np.testing.assert_allclose(render_curve(spec, x, u, 1024), expected, atol=1e-6)
+
+
+def test_anchor_loss_holds_only_the_untrained_parameters_at_their_defaults():
+    default = torch.full((2, 5), 0.5)
+    params = default.clone()
+    params[:, :3] = 0.9  # trained effects may move freely
+    assert float(anchor_loss(params, default, 3, 1.0)) == 0.0
+    params[:, 3:] = 0.7
+    assert float(anchor_loss(params, default, 3, 2.0)) == pytest.approx(2.0 * 0.2 ** 2)
+    assert float(anchor_loss(params, default, 5, 2.0)) == 0.0  # the last phase: everything trains
+    assert float(anchor_loss(params, default, 3, 0.0)) == 0.0  # turned off

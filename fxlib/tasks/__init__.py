@@ -49,6 +49,9 @@ class Profile:
         epsilon (normalised units), draws (K), mode ("stream" or "clip"), workers (None: cores).
     Loss:
         loss: "spectral" (the paper's) or "mrstft".
+        anchor: weight of an MSE term holding the parameters of the effects not yet trained
+            (progressive stage 2 of a multi-effect chain) at their defaults, so that a shared
+            encoder does not carry them off while the earlier effects train; 0 turns it off.
     Baseline:
         fixed_steps: SPSA steps fitting the single best fixed parameter vector;
         fixed_lr: their Adam learning rate (on the unit vector itself).
@@ -76,6 +79,7 @@ class Profile:
     mode: str = "stream"
     workers: int | None = None
     loss: str = "spectral"
+    anchor: float = 1.0
     fixed_steps: int = 500
     fixed_lr: float = 1e-3
 
