@@ -18,6 +18,18 @@ Paired metrics, all 0 for identical signals:
 ==============================  ================================================================
 
 :data:`METRICS` maps these names to the functions; :func:`compute_all` runs them.
+Speech and event measures (higher is better), for labelled breath and pop events
+(``Pair.info["events"]`` of the breath data) and the speech around them:
+
+==============================  ================================================================
+``event_attenuation_db``        dB by which the output's energy inside the events (per kind and
+                                overall) is below the input's; takes the input, not the target
+``si_sdr``                      scale-invariant SDR in dB, optionally over a sample mask
+``stoi``                        short-time objective intelligibility (pystoi), optionally masked
+==============================  ================================================================
+
+:func:`event_mask` turns event labels into a sample mask. PESQ is not offered: its Python
+package ships only as a source distribution that needs a C compiler to install.
 Bad input (mismatched shapes, NaN, silence where a metric must divide by the level, audio
 too short, a sample rate a metric cannot use) raises :class:`~fxlib.errors.AudioFormatError`
 with the metric's name and what is wrong.
@@ -27,7 +39,7 @@ from __future__ import annotations
 import functools
 import math
 from fractions import Fraction
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pyloudnorm
@@ -64,6 +76,9 @@ TRUE_PEAK_OVERSAMPLING = 4
 BALANCE_LOWEST_CENTRE_HZ = 25.0
 BALANCE_MAX_BIN_HZ = 5.0
 BALANCE_FLOOR_DB = -80.0
+
+# stoi
+STOI_MIN_SECONDS = 0.4
 
 
 # ---------------------------------------------------------------------------- input checks
@@ -498,6 +513,140 @@ def spectral_balance_distance(output: np.ndarray, target: np.ndarray, sample_rat
     floor = tgt_powers.max() * 10 ** (BALANCE_FLOOR_DB / 10)
     difference = 10 * np.log10(np.maximum(out_powers, floor)) - 10 * np.log10(np.maximum(tgt_powers, floor))
     return float(np.mean(np.abs(difference)))
+
+
+# ---------------------------------------------------------------------------- labelled events
+
+def event_mask(events: Iterable[Mapping[str, Any]], num_samples: int, sample_rate: float,
+               kinds: Iterable[str] | None = None) -> np.ndarray:
+    """Which samples lie inside labelled events.
+
+    Args:
+        events: labels ``{"kind": str, "start": s, "end": s, ...}`` (the breath data's
+            ``Pair.info["events"]``), times in seconds from the start of the audio.
+        num_samples: the audio's length ``T``.
+        sample_rate: in Hz.
+        kinds: only events of these kinds; all when None.
+
+    Shape:
+        - returns: bool ``(T,)``, True inside ``[start, end)`` of a selected event.
+    """
+    sr = _check_rate(sample_rate, "event_mask")
+    wanted = None if kinds is None else set(kinds)
+    mask = np.zeros(int(num_samples), bool)
+    for i, event in enumerate(events):
+        try:
+            kind, start, end = event["kind"], float(event["start"]), float(event["end"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise AudioFormatError(f"event_mask: event #{i} {event!r} lacks a kind, start or end ({e})") from e
+        if not 0 <= start < end:
+            raise AudioFormatError(f"event_mask: event #{i} has start {start} s and end {end} s; "
+                                   "need 0 <= start < end")
+        if wanted is None or kind in wanted:
+            mask[round(start * sr):round(end * sr)] = True
+    return mask
+
+
+def event_attenuation_db(output: np.ndarray, input: np.ndarray, events: Iterable[Mapping[str, Any]],
+                         sample_rate: float) -> dict[str, float]:
+    """How far below the input's the output's energy lies inside labelled events, in dB.
+
+    For each kind of event, ``10 log10(E_input / E_output)`` where ``E`` sums the squared
+    samples of every channel over all events of that kind; ``"all"`` sums over every event.
+    Higher is better for removal: 0 dB leaves the events as they were, 20 dB removes 99 %
+    of their energy, a negative value makes them louder. An output that is silent inside
+    the events reads ``inf``. (This includes any overall gain of the output; compare with
+    the gain outside the events to tell them apart.)
+
+    Args:
+        output: processed audio, ``(T,)`` or ``(C, T)``.
+        input: the unprocessed audio, same shape.
+        events: labels as for :func:`event_mask`.
+        sample_rate: in Hz.
+
+    Shape:
+        - returns: ``{kind: dB for each kind present, "all": dB}``; ``{}`` when no event covers a
+          sample of the audio.
+
+    Raises:
+        AudioFormatError: mismatched shapes, or the input is silent inside the events.
+    """
+    out, inp, sr = _check_pair(output, input, sample_rate, "event_attenuation_db")
+    events = list(events)
+    if not event_mask(events, inp.shape[1], sr).any():  # also checks every label
+        return {}
+    result = {}
+    for name, kinds in [(k, [k]) for k in dict.fromkeys(e["kind"] for e in events)] + [("all", None)]:
+        mask = event_mask(events, inp.shape[1], sr, kinds)
+        before, after = np.sum(inp[:, mask] ** 2), np.sum(out[:, mask] ** 2)
+        if before == 0:
+            raise AudioFormatError(f"event_attenuation_db: the input is silent inside the {name} events")
+        with np.errstate(divide="ignore"):
+            result[name] = float(10 * np.log10(before / after))
+    return result
+
+
+def si_sdr(output: np.ndarray, target: np.ndarray, sample_rate: float, mask: np.ndarray | None = None) -> float:
+    """Scale-invariant signal-to-distortion ratio (Le Roux et al. 2019), in dB.
+
+    ``s = a t`` with ``a = <y, t> / <t, t>`` (the target scaled to fit the output best),
+    ``SI-SDR = 10 log10(|s|^2 / |y - s|^2)``, over the samples where ``mask`` is True (all
+    when None), every channel's samples taken together. Higher is better; a gain change of
+    the output does not change it; identical signals read ``inf``.
+
+    Args:
+        output: processed audio ``y``, ``(T,)`` or ``(C, T)``.
+        target: reference ``t``, same shape.
+        sample_rate: in Hz (checked, for the common metric signature; unused).
+        mask: bool ``(T,)``: the samples to measure (e.g. outside labelled events).
+
+    Shape:
+        - returns: float in dB.
+    """
+    out, tgt, _ = _check_pair(output, target, sample_rate, "si_sdr")
+    out, tgt = _masked(out, tgt, mask, "si_sdr")
+    _require_sound(tgt, "target (where measured)", "si_sdr")
+    scaled = np.sum(out * tgt) / np.sum(tgt ** 2) * tgt
+    with np.errstate(divide="ignore"):
+        return float(10 * np.log10(np.sum(scaled ** 2) / np.sum((out - scaled) ** 2)))
+
+
+def stoi(output: np.ndarray, target: np.ndarray, sample_rate: float, mask: np.ndarray | None = None) -> float:
+    """Short-time objective intelligibility (Taal et al. 2011) by pystoi, in [0, 1] (higher is better).
+
+    The samples where ``mask`` is True (all when None) are joined and measured with
+    ``pystoi.stoi(target, output, sample_rate)`` (resampled to 10 kHz inside; its silent
+    frames, 40 dB below the loudest, are skipped); channels are measured separately and
+    averaged.
+
+    Args:
+        output: processed audio, ``(T,)`` or ``(C, T)``.
+        target: clean reference, same shape.
+        sample_rate: in Hz.
+        mask: bool ``(T,)``: the samples to measure.
+
+    Shape:
+        - returns: float, about 1 for identical signals; needs more than 30 frames of 25.6 ms
+          (about 0.4 s of sound) where measured.
+    """
+    from pystoi import stoi as pystoi_stoi
+
+    out, tgt, sr = _check_pair(output, target, sample_rate, "stoi")
+    out, tgt = _masked(out, tgt, mask, "stoi")
+    _require_samples(out, math.ceil(STOI_MIN_SECONDS * sr), sr, "stoi")
+    return float(np.mean([pystoi_stoi(t, o, sr) for o, t in zip(out, tgt)]))
+
+
+def _masked(out: np.ndarray, tgt: np.ndarray, mask: np.ndarray | None, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(out, tgt)`` restricted to the samples where ``mask (T,)`` is True."""
+    if mask is None:
+        return out, tgt
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != (out.shape[1],):
+        raise AudioFormatError(f"{metric}: mask must be bool of shape ({out.shape[1]},), got {mask.dtype} {mask.shape}")
+    if not mask.any():
+        raise AudioFormatError(f"{metric}: the mask selects no samples")
+    return out[:, mask], tgt[:, mask]
 
 
 # ---------------------------------------------------------------------------- registry
