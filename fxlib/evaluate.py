@@ -34,13 +34,13 @@ from .metrics import compute_all
 from .model import DeepAFx, render_curve
 from .tasks import System, get_task
 
-CLOSER_TO_ZERO = ("loudness_difference_lufs",)
+CLOSER_TO_ZERO = ("loudness_difference_lufs", "speech_gain_db")
 
 
 def direction_note(higher: Collection[str] = ()) -> str:
     """One sentence saying which way each metric is better."""
     up = f"; higher is better for {', '.join(higher)}" if higher else ""
-    return f"lower is better (loudness difference: closer to 0){up}"
+    return f"lower is better (loudness difference and speech gain: closer to 0){up}"
 
 
 def evaluate_systems(systems: Mapping[str, System], dataset: PairedDataset, loss_name: str = "spectral",

@@ -7,72 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import socket
-import tarfile
-import threading
-import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from scipy.io import wavfile
 
 from fxlib.data import (ChecksumError, DataError, DataNotFoundError, DownloadError, PairedDataset, download, extract,
                         read_manifest)
 from fxlib.data.amp import download_paper_data, pair_files
 
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        state = self.server.state
-        path = self.path.split("?")[0]
-        state["requests"].append((path, self.headers.get("Range")))
-        if path == "/slow":
-            time.sleep(1.0)
-        if path not in state["files"]:
-            self.send_error(404)
-            return
-        data, start = state["files"][path], 0
-        asked = self.headers.get("Range")
-        if asked and state["ranges"]:
-            start = int(re.match(r"bytes=(\d+)-", asked).group(1))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if path in state["cut"]:  # drop the connection halfway, once
-            state["cut"].discard(path)
-            self.wfile.write(body[:len(body) // 2])
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.state = {"files": {}, "requests": [], "ranges": True, "cut": set()}
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+from conftest import make_tar, wav_bytes
 
 
 def sha(data: bytes) -> str:
@@ -166,20 +111,6 @@ def make_zip(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def make_tar(members: dict[str, bytes], symlink: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        if symlink:
-            info = tarfile.TarInfo(symlink)
-            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
-            tf.addfile(info)
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("maker,name", [(make_zip, "a.zip"), (make_tar, "a.tar.gz")])
 def test_extract_is_atomic_and_idempotent(tmp_path, maker, name):
     archive = tmp_path / name
@@ -220,12 +151,6 @@ def test_extract_errors(tmp_path):
 
 
 # -- the amp task's download -----------------------------------------------------------------
-def wav_bytes(x: np.ndarray, sr: int) -> bytes:
-    buf = io.BytesIO()
-    wavfile.write(buf, sr, (x * 32767).astype(np.int16))
-    return buf.getvalue()
-
-
 FREQS = [110.0, 220.0, 330.0, 440.0, 550.0]
 
 

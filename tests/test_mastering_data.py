@@ -16,7 +16,7 @@ from fxlib.data import mastering
 from fxlib.data.midi import DEFAULT_SOUNDFONT
 from fxlib.errors import BackendUnavailableError
 from fxlib.metrics import loudness_lufs
-from test_download import make_tar, server, wav_bytes  # noqa: F401 (server is a fixture)
+from conftest import make_tar, wav_bytes
 
 SR = 22050
 needs_tools = pytest.mark.skipif(

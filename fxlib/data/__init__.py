@@ -9,6 +9,8 @@ module                 holds
 :mod:`.windows`        :class:`StreamingWindows` (the paper's stateful frames) and :class:`RandomClips`
 :mod:`.midi`           seeded MIDI riffs and grooves, a MIDI file writer, FluidSynth rendering
 :mod:`.amp`            the tube-amp task's data: the paper's download or the offline build
+:mod:`.breath`         breath and pop removal: DAPS download, or offline speech with labelled events
+:mod:`.mastering`      mastering: a song-manifest download, or offline songs mastered by ZAM plugins
 =====================  ==========================================================================
 """
 from .audio import (AudioFileError, ChecksumError, DataError, DataNotFoundError, DownloadError, load_audio,

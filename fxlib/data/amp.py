@@ -45,7 +45,7 @@ import numpy as np
 from ..chain import FxChain
 from ..errors import FxError
 from .audio import DataError, DataNotFoundError, load_audio, save_audio
-from .download import download, extract, file_digest
+from .download import download, extract, file_digest, progress_logger
 from .midi import BASSES, DEFAULT_SOUNDFONT, GUITARS, random_riff, synthesize
 from .paired import Manifest, PairWriter, match_lengths, split_names
 
@@ -189,7 +189,7 @@ def download_paper_data(root: str | Path, url: str = URL, md5: str | None = None
     if md5 is None:
         warnings.warn(f"no checksum given for {url}: its MD5 is computed and recorded in the manifest "
                       "(source.md5) but not verified", stacklevel=2)
-    archive = download(url, root / "raw" / ARCHIVE, md5=md5, progress=_progress(log, url))
+    archive = download(url, root / "raw" / ARCHIVE, md5=md5, progress=progress_logger(log, url))
     extracted = extract(archive, root / "raw" / "extracted")
     base = extracted / layout["folder"]
     pairs = pair_files(base / layout["input"], base / layout["target"], pairing)
@@ -260,18 +260,6 @@ def pair_files(input_dir: Path, target_dir: Path, pairing: str = "sorted") -> li
 def _pair_id(relative: Path) -> str:
     """A file-name-safe pair id from an input file's relative path."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", relative.with_suffix("").as_posix().replace("/", "__"))
-
-
-def _progress(log: Log, url: str) -> Callable[[int, int | None], None]:
-    """A download progress callback that logs every tenth of the file (or every 50 MB)."""
-    shown = [-1]
-
-    def report(done: int, total: int | None) -> None:
-        mark = done * 10 // total if total else done // 50_000_000
-        if mark != shown[0]:
-            shown[0] = mark
-            log(f"{url}: {done / 1e6:.0f} MB" + (f" of {total / 1e6:.0f} MB" if total else ""))
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -241,3 +241,15 @@ def _extract_tar(archive: Path, into: Path) -> None:
             tf.extractall(into, members=members, filter="data")
     except (tarfile.TarError, EOFError) as e:
         raise DataError(f"{archive}: corrupt tar archive ({e})") from e
+
+
+def progress_logger(log: Callable[[str], None], url: str) -> Callable[[int, int | None], None]:
+    """A download progress callback that logs every tenth of the file (or every 50 MB)."""
+    shown = [-1]
+
+    def report(done: int, total: int | None) -> None:
+        mark = done * 10 // total if total else done // 50_000_000
+        if mark != shown[0]:
+            shown[0] = mark
+            log(f"{url}: {done / 1e6:.0f} MB" + (f" of {total / 1e6:.0f} MB" if total else ""))
+    return report
