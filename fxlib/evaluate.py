@@ -29,6 +29,7 @@ import torch
 
 from .atomic import write_json, write_text
 from .data.paired import PairedDataset
+from .errors import FxError
 from .losses import get_loss
 from .metrics import compute_all
 from .model import DeepAFx, render_curve
@@ -65,9 +66,12 @@ def evaluate_systems(systems: Mapping[str, System], dataset: PairedDataset, loss
             if y.shape != target.shape:
                 raise ValueError(f"system {name!r} returned shape {y.shape} for pair {pair.id!r}; "
                                  f"expected the target's {target.shape}")
-            row = compute_all(y, target, dataset.sample_rate)
-            if metrics is not None:
-                row.update(metrics(y, target, x, pair, dataset.sample_rate))
+            try:
+                row = compute_all(y, target, dataset.sample_rate)
+                if metrics is not None:
+                    row.update(metrics(y, target, x, pair, dataset.sample_rate))
+            except FxError as e:
+                raise type(e)(f"system {name!r} on test pair {pair.id!r}: {e}") from e
             with torch.no_grad():
                 row["loss"] = float(loss_fn(torch.from_numpy(y)[None], torch.from_numpy(target)[None]))
             rows.append(row)
