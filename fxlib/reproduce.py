@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: The task notebooks in the order they run: ``{task: notebook file in notebooks/}``.
 NOTEBOOKS = {"amp": "01_amp_emulation.ipynb", "breath": "02_breath_removal.ipynb", "mastering": "03_mastering.ipynb"}
 PROFILES = ("smoke", "quick", "paper")
+#: The longest one cell may run, in seconds, per profile, so that a kernel that stops answering
+#: fails the run (naming the notebook and cell) instead of hanging it; None: no limit.
+CELL_TIMEOUT_S = {"smoke": 900, "quick": 3600, "paper": None}
 RUN_LOG = "reproduce.json"
 
 
@@ -66,12 +69,14 @@ class Job:
     Args:
         name: a label (the task name); source: the notebook; output: where the executed copy goes.
         parameters: values papermill injects after the ``parameters`` cell.
+        cell_timeout: seconds one cell may run before the run fails; None: no limit.
     """
 
     name: str
     source: Path
     output: Path
     parameters: dict[str, Any] = field(default_factory=dict)
+    cell_timeout: float | None = None
 
 
 @dataclass
@@ -131,6 +136,7 @@ def run_notebook(job: Job) -> float:
             which counts the injected parameters cell, and its execution count) and the exception.
     """
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     if not job.source.is_file():
@@ -140,16 +146,31 @@ def run_notebook(job: Job) -> float:
     started = time.monotonic()
     try:
         papermill.execute_notebook(str(job.source), str(partial), parameters=job.parameters, cwd=str(job.source.parent),
-                                   progress_bar=False, kernel_name="python3")
+                                   progress_bar=False, kernel_name="python3", execution_timeout=job.cell_timeout)
     except PapermillExecutionError as e:
         first_line = next((line for line in e.source.splitlines() if line.strip()), "")
         raise NotebookError(f"notebook {job.source.name} failed in cell {e.cell_index} (In [{e.exec_count}]: "
                             f"{first_line!r} ...): {e.ename}: {e.evalue}; the partly executed notebook is "
                             f"{job.output}") from e
+    except (CellTimeoutError, DeadKernelError) as e:
+        raise NotebookError(f"notebook {job.source.name} stopped in cell {_running_cell(partial)} "
+                            f"({type(e).__name__}: the kernel did not finish the cell within {job.cell_timeout} s "
+                            f"or died); the partly executed notebook is {job.output}") from e
     finally:
         if partial.exists():
             os.replace(partial, job.output)
     return time.monotonic() - started
+
+
+def _running_cell(path: Path) -> int | None:
+    """The index of the last cell that papermill started in the partly executed notebook ``path``."""
+    import nbformat
+
+    if not path.exists():
+        return None
+    cells = nbformat.read(path, as_version=4).cells
+    started = [i for i, c in enumerate(cells) if c.metadata.get("papermill", {}).get("start_time")]
+    return started[-1] if started else None
 
 
 def run_jobs(jobs: Sequence[Job], log_path: Path | None = None,
@@ -322,7 +343,7 @@ def reproduce(profile: str, tasks: Sequence[str], seed: int = 0, paper: str = "p
     os.chdir(root)
     build_data(tasks, profile, seed)
     jobs = [Job(t, root / "notebooks" / NOTEBOOKS[t], Path(paper) / "notebooks" / NOTEBOOKS[t],
-                task_parameters(t, profile, seed, paper)) for t in tasks]
+                task_parameters(t, profile, seed, paper), CELL_TIMEOUT_S[profile]) for t in tasks]
     outcomes = run_jobs(jobs, Path(paper) / RUN_LOG, {"command": command, "profile": profile})
     write_report(Path(paper), tasks, outcomes, command, profile)
     failed = [o for o in outcomes if o.status == "failed"]

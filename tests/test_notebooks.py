@@ -16,6 +16,8 @@ import pytest
 
 papermill = pytest.importorskip("papermill")
 
+from fxlib.reproduce import CELL_TIMEOUT_S  # noqa: E402 (after the skip when papermill is missing)
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 REPO_FOLDERS = ("paper", "data", "runs")
@@ -42,7 +44,8 @@ def execute(notebook: Path, tmp: Path, **overrides) -> nbformat.NotebookNode:
     """Run ``notebook`` with smoke parameters (and ``overrides``) into ``tmp``; the executed notebook."""
     output = tmp / f"executed-{notebook.name}"
     papermill.execute_notebook(str(notebook), str(output), parameters={**smoke_parameters(notebook, tmp), **overrides},
-                               cwd=str(notebook.parent), progress_bar=False, kernel_name="python3")
+                               cwd=str(notebook.parent), progress_bar=False, kernel_name="python3",
+                               execution_timeout=CELL_TIMEOUT_S["smoke"])
     return nbformat.read(output, as_version=4)
 
 

@@ -50,6 +50,15 @@ def test_a_failing_notebook_stops_the_run_naming_itself_and_its_cell(tmp_path):
     assert header == {"command": "test"} and [o.status for o in logged] == ["done", "failed", "not run"]
 
 
+def test_a_cell_that_never_ends_fails_the_run_naming_the_cell(tmp_path):
+    stuck = fake_notebook(tmp_path / "stuck.ipynb", "import time\ntime.sleep(60)")
+    job = Job("stuck", stuck, tmp_path / "executed" / "stuck.ipynb", {"out": "x"}, cell_timeout=2)
+    [outcome] = run_jobs([job])
+    assert outcome.status == "failed"
+    assert "stuck.ipynb stopped in cell 2" in outcome.error and "CellTimeoutError" in outcome.error
+    assert job.output.exists()  # the partly executed notebook is kept
+
+
 def test_every_notebook_runs_when_none_fails(tmp_path):
     jobs = [Job(name, fake_notebook(tmp_path / f"{name}.ipynb", WRITES), tmp_path / "out" / f"{name}.ipynb",
                 {"out": str(tmp_path / f"{name}.txt"), "value": i}) for i, name in enumerate(["a", "b"])]

@@ -73,9 +73,9 @@ TASK = Task(
     profiles={
         "smoke": Profile(data_seconds=36, context=8192, batch_size=4, stage1_steps=40, stage1_epochs=1, stage1_lr=3e-3,
                          steps_per_epoch=4, epochs=1, valid_batches=2, fixed_steps=4, workers=1),
-        "quick": Profile(data_seconds=360, context=40960, batch_size=8, stage1_steps=40, stage1_epochs=2,
-                         stage1_lr=3e-3, steps_per_epoch=35, epochs=7, lr=5e-4, patience=3, lr_patience=1,
-                         valid_batches=10, draws=2, fixed_steps=200, fixed_lr=5e-3),
+        "quick": Profile(data_seconds=600, context=40960, batch_size=16, stage1_steps=40, stage1_epochs=2,
+                         stage1_lr=3e-3, steps_per_epoch=60, epochs=20, lr=5e-4, patience=4, lr_patience=1,
+                         valid_batches=10, draws=2, fixed_steps=400, fixed_lr=5e-3),
         "paper": Profile(data_seconds=0, context=40960, batch_size=100, backbone="mobilenetv2",
                          stage1_steps=1000, stage1_epochs=1000, steps_per_epoch=1000, epochs=1000,
                          lr=1e-4, patience=25, valid_batches=100, fixed_steps=20000),
