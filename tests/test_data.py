@@ -326,3 +326,14 @@ def test_random_riff_is_seeded_and_in_register():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         random_riff(np.random.default_rng(1), "guitar", 2.0, 150.0, program=28, key=4, scale="blues")
+
+
+@pytest.mark.parametrize("task", ["amp", "breath", "mastering"])
+def test_data_commands_build_by_default_what_the_quick_profile_trains_on(task):
+    from fxlib.data.scripts import task_parser
+    from fxlib.tasks import get_task
+
+    parser, _, _ = task_parser(task, "doc", "d", "b")
+    args = parser.parse_args(["build"])
+    assert args.root == f"data/{task}" and args.seed == 0
+    assert args.seconds == get_task(task).profile("quick").data_seconds

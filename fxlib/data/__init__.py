@@ -11,6 +11,7 @@ module                 holds
 :mod:`.amp`            the tube-amp task's data: the paper's download or the offline build
 :mod:`.breath`         breath and pop removal: DAPS download, or offline speech with labelled events
 :mod:`.mastering`      mastering: a song-manifest download, or offline songs mastered by ZAM plugins
+:mod:`.scripts`        what the three data commands share (options, the recorded command, errors)
 =====================  ==========================================================================
 """
 from .audio import (AudioFileError, ChecksumError, DataError, DataNotFoundError, DownloadError, load_audio,

@@ -30,11 +30,8 @@ Both write the layout of :mod:`fxlib.data.paired` under ``root``.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import re
-import shlex
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -47,6 +44,7 @@ from ..errors import FxError
 from .audio import DataError, DataNotFoundError, load_audio, save_audio
 from .download import download, extract, file_digest, progress_logger
 from .midi import BASSES, DEFAULT_SOUNDFONT, GUITARS, random_riff, synthesize
+from .scripts import run, task_parser
 from .paired import Manifest, PairWriter, match_lengths, split_names
 
 TASK = "amp"
@@ -264,28 +262,17 @@ def _pair_id(relative: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python data_scripts/amp.py {download,build} ...``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="data_scripts/amp.py", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    p = sub.add_parser("download", help="download and pair the paper's recordings (Zenodo 3562442)")
-    p.add_argument("--root", default="data/amp", help="data set folder (default data/amp)")
-    p.add_argument("--url", default=URL, help="archive URL (default: Zenodo)")
-    p.add_argument("--md5", default=None, help="expected MD5 of the archive (default: computed and recorded)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (default 0, the paper's split)")
-    p.add_argument("--pairing", choices=["sorted", "name"], default="sorted")
-    p = sub.add_parser("build", help="build the offline stand-in: FluidSynth riffs through a tube preamp")
-    p.add_argument("--root", default="data/amp", help="data set folder (default data/amp)")
-    p.add_argument("--seconds", type=float, default=240.0, help="total audio in seconds (default 240)")
-    p.add_argument("--file-seconds", type=float, default=10.0, help="seconds per pair (default 10)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preamp", choices=["auto", *PREAMPS], default="auto", help="target preamp backend")
+    parser, download_p, build_p = task_parser(
+        TASK, __doc__, "download and pair the paper's recordings (Zenodo 3562442)",
+        "build the offline stand-in: FluidSynth riffs through a tube preamp")
+    download_p.add_argument("--url", default=URL, help="archive URL (default: Zenodo)")
+    download_p.add_argument("--md5", default=None, help="expected MD5 of the archive (default: computed and recorded)")
+    download_p.add_argument("--pairing", choices=["sorted", "name"], default="sorted")
+    build_p.add_argument("--file-seconds", type=float, default=10.0, help="seconds per pair (default 10)")
+    build_p.add_argument("--preamp", choices=["auto", *PREAMPS], default="auto", help="target preamp backend")
     args = parser.parse_args(argv)
-    command = "python data_scripts/amp.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.action == "download":
-            download_paper_data(args.root, args.url, args.md5, args.seed, pairing=args.pairing, command=command)
-        else:
-            build(args.root, args.seconds, args.file_seconds, args.seed, args.preamp, command=command)
-    except FxError as e:
-        print(f"amp data: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.action == "download":
+        return run(TASK, argv, lambda command: download_paper_data(args.root, args.url, args.md5, args.seed,
+                                                                   pairing=args.pairing, command=command))
+    return run(TASK, argv, lambda command: build(args.root, args.seconds, args.file_seconds, args.seed, args.preamp,
+                                                 command=command))

@@ -66,11 +66,8 @@ Both write the layout of :mod:`fxlib.data.paired` under ``root``.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import re
-import shlex
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -79,9 +76,9 @@ from typing import Any, Callable
 import numpy as np
 import scipy.signal
 
-from ..errors import FxError
 from .audio import DataError, DataNotFoundError, load_audio, save_audio
 from .download import download, extract, file_digest, progress_logger
+from .scripts import run, task_parser
 from .paired import Manifest, PairWriter, match_lengths, split_names
 
 TASK = "breath"
@@ -446,29 +443,17 @@ def pair_recordings(input_dir: Path, target_dir: Path, input_suffix: str = "_cle
 
 def main(argv: list[str] | None = None) -> int:
     """``python data_scripts/breath.py {download,build} ...``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="data_scripts/breath.py", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    p = sub.add_parser("download", help="download, pair and split the paper's DAPS recordings (Zenodo 4660670)")
-    p.add_argument("--root", default="data/breath", help="data set folder (default data/breath)")
-    p.add_argument("--url", default=URL, help="archive URL (default: Zenodo)")
-    p.add_argument("--md5", default=None, help="expected MD5 of the archive (default: computed and recorded)")
-    p.add_argument("--seed", type=int, default=0, help="speaker split seed (default 0)")
-    p.add_argument("--segment-seconds", type=float, default=SEGMENT_SECONDS,
-                   help=f"cut recordings into pairs of this length (default {SEGMENT_SECONDS:g})")
-    p = sub.add_parser("build", help="build the offline stand-in: Debian speech with labelled breaths and pops")
-    p.add_argument("--root", default="data/breath", help="data set folder (default data/breath)")
-    p.add_argument("--seconds", type=float, default=600.0, help="total audio in seconds (default 600)")
-    p.add_argument("--file-seconds", type=float, default=10.0, help="seconds per pair (default 10)")
-    p.add_argument("--seed", type=int, default=0)
+    parser, download_p, build_p = task_parser(
+        TASK, __doc__, "download, pair and split the paper's DAPS recordings (Zenodo 4660670)",
+        "build the offline stand-in: Debian speech with labelled breaths and pops")
+    download_p.add_argument("--url", default=URL, help="archive URL (default: Zenodo)")
+    download_p.add_argument("--md5", default=None, help="expected MD5 of the archive (default: computed and recorded)")
+    download_p.add_argument("--segment-seconds", type=float, default=SEGMENT_SECONDS,
+                            help=f"cut recordings into pairs of this length (default {SEGMENT_SECONDS:g})")
+    build_p.add_argument("--file-seconds", type=float, default=10.0, help="seconds per pair (default 10)")
     args = parser.parse_args(argv)
-    command = "python data_scripts/breath.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.action == "download":
-            download_paper_data(args.root, args.url, args.md5, args.seed, segment_seconds=args.segment_seconds,
-                                command=command)
-        else:
-            build(args.root, args.seconds, args.file_seconds, args.seed, command=command)
-    except FxError as e:
-        print(f"breath data: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.action == "download":
+        return run(TASK, argv, lambda command: download_paper_data(
+            args.root, args.url, args.md5, args.seed, segment_seconds=args.segment_seconds, command=command))
+    return run(TASK, argv, lambda command: build(args.root, args.seconds, args.file_seconds, args.seed,
+                                                 command=command))

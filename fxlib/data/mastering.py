@@ -67,13 +67,10 @@ interrupted build or download resumes.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
 import re
-import shlex
-import sys
 import time
 import tomllib
 import xml.etree.ElementTree as ET
@@ -87,12 +84,13 @@ import scipy.signal
 from pedalboard.io import AudioFile
 
 from ..chain import FxChain
-from ..errors import BackendUnavailableError, FxError
+from ..errors import BackendUnavailableError
 from ..metrics import loudness_lufs, true_peak_dbtp
 from .audio import DataError, DataNotFoundError, convert_channels, load_audio, resample, save_audio
 from .download import download, extract
 from .midi import (BASSES, CLOSED_HAT, CRASH, DEFAULT_SOUNDFONT, GUITARS, KICK, OPEN_HAT, SNARE, drum_groove,
                    random_riff, synthesize)
+from .scripts import run, task_parser
 from .paired import Manifest, PairWriter, split_names
 
 TASK = "mastering"
@@ -535,27 +533,16 @@ def download_paper_data(root: str | Path, manifest: str | Path, seed: int = 0, s
 
 def main(argv: list[str] | None = None) -> int:
     """``python data_scripts/mastering.py {download,build} ...``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="data_scripts/mastering.py", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    p = sub.add_parser("download", help="download, align and split the songs listed in a song manifest")
-    p.add_argument("--root", default="data/mastering", help="data set folder (default data/mastering)")
-    p.add_argument("--manifest", required=True, help="song manifest, JSON or TOML (format: fxlib.data.mastering)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
-    p.add_argument("--max-offset", type=float, default=MAX_OFFSET_SECONDS,
-                   help=f"largest master offset searched, seconds (default {MAX_OFFSET_SECONDS:g})")
-    p = sub.add_parser("build", help="build the offline stand-in: MIDI songs mastered by a ZAM reference chain")
-    p.add_argument("--root", default="data/mastering", help="data set folder (default data/mastering)")
-    p.add_argument("--seconds", type=float, default=360.0, help="total audio in seconds (default 360)")
-    p.add_argument("--song-seconds", type=float, default=12.0, help="seconds per song (default 12)")
-    p.add_argument("--seed", type=int, default=0)
+    parser, download_p, build_p = task_parser(
+        TASK, __doc__, "download, align and split the songs listed in a song manifest",
+        "build the offline stand-in: MIDI songs mastered by a ZAM reference chain")
+    download_p.add_argument("--manifest", required=True, help="song manifest, JSON or TOML (format: fxlib.data.mastering)")
+    download_p.add_argument("--max-offset", type=float, default=MAX_OFFSET_SECONDS,
+                            help=f"largest master offset searched, seconds (default {MAX_OFFSET_SECONDS:g})")
+    build_p.add_argument("--song-seconds", type=float, default=12.0, help="seconds per song (default 12)")
     args = parser.parse_args(argv)
-    command = "python data_scripts/mastering.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.action == "download":
-            download_paper_data(args.root, args.manifest, args.seed, max_offset=args.max_offset, command=command)
-        else:
-            build(args.root, args.seconds, args.song_seconds, args.seed, command=command)
-    except FxError as e:
-        print(f"mastering data: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.action == "download":
+        return run(TASK, argv, lambda command: download_paper_data(args.root, args.manifest, args.seed,
+                                                                   max_offset=args.max_offset, command=command))
+    return run(TASK, argv, lambda command: build(args.root, args.seconds, args.song_seconds, args.seed,
+                                                 command=command))
