@@ -192,14 +192,7 @@ def read_stimuli(stimuli_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise DataNotFoundError(f"{root} holds no {MANIFEST}: make a stimuli set there with "
                                 "fxlib.listening.export_stimuli (trained runs) or demo_stimuli")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(manifest, dict) or manifest.get("kind") != STIMULI_KIND:
-        raise DataError(f"{path}: not a listening-test stimuli manifest (kind {STIMULI_KIND!r})")
-    if manifest.get("format") != FORMAT:
-        raise DataError(f"{path}: stimuli format {manifest.get('format')!r}, this fxlib reads format {FORMAT}")
+    manifest = _read_kit_file(path, STIMULI_KIND, "stimuli")
     for trial in manifest["trials"]:
         for rel in [trial["reference"]] + [s["file"] for s in trial["stimuli"]]:
             if not (root / rel).is_file():
@@ -636,15 +629,20 @@ class ListeningSession:
 
 def _read_ratings_file(path: Path) -> dict[str, Any]:
     """A ratings file's content, checked for its kind and format."""
+    return _read_kit_file(path, RATINGS_KIND, "ratings")
+
+
+def _read_kit_file(path: Path, kind: str, what: str) -> dict[str, Any]:
+    """A JSON file of the kit (``what``: "stimuli" or "ratings"), checked for its ``kind`` and format."""
     try:
-        state = json.loads(path.read_text())
+        content = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(state, dict) or state.get("kind") != RATINGS_KIND:
-        raise DataError(f"{path}: not a listening-test ratings file (kind {RATINGS_KIND!r})")
-    if state.get("format") != FORMAT:
-        raise DataError(f"{path}: ratings format {state.get('format')!r}, this fxlib reads format {FORMAT}")
-    return state
+    if not isinstance(content, dict) or content.get("kind") != kind:
+        raise DataError(f"{path}: not a listening-test {what} file (kind {kind!r})")
+    if content.get("format") != FORMAT:
+        raise DataError(f"{path}: {what} format {content.get('format')!r}, this fxlib reads format {FORMAT}")
+    return content
 
 
 # ---------------------------------------------------------------------------------- widget
