@@ -26,10 +26,11 @@ Speech and event measures (higher is better), for labelled breath and pop events
                                 overall) is below the input's; takes the input, not the target
 ``si_sdr``                      scale-invariant SDR in dB, optionally over a sample mask
 ``stoi``                        short-time objective intelligibility (pystoi), optionally masked
+``pesq``                        wide-band PESQ (ITU-T P.862.2, the ``pesq`` package), optionally masked
 ==============================  ================================================================
 
-:func:`event_mask` turns event labels into a sample mask. PESQ is not offered: its Python
-package ships only as a source distribution that needs a C compiler to install.
+:func:`event_mask` turns event labels into a sample mask. (The ``pesq`` package ships as a
+source distribution: pip builds it with the machine's C compiler.)
 Bad input (mismatched shapes, NaN, silence where a metric must divide by the level, audio
 too short, a sample rate a metric cannot use) raises :class:`~fxlib.errors.AudioFormatError`
 with the metric's name and what is wrong.
@@ -77,8 +78,10 @@ BALANCE_LOWEST_CENTRE_HZ = 25.0
 BALANCE_MAX_BIN_HZ = 5.0
 BALANCE_FLOOR_DB = -80.0
 
-# stoi
+# stoi, pesq
 STOI_MIN_SECONDS = 0.4
+PESQ_RATE = 16000  # wide-band PESQ works at 16 kHz
+PESQ_MIN_SECONDS = 0.25
 
 
 # ---------------------------------------------------------------------------- input checks
@@ -635,6 +638,45 @@ def stoi(output: np.ndarray, target: np.ndarray, sample_rate: float, mask: np.nd
     out, tgt = _masked(out, tgt, mask, "stoi")
     _require_samples(out, math.ceil(STOI_MIN_SECONDS * sr), sr, "stoi")
     return float(np.mean([pystoi_stoi(t, o, sr) for o, t in zip(out, tgt)]))
+
+
+def pesq(output: np.ndarray, target: np.ndarray, sample_rate: float, mask: np.ndarray | None = None) -> float:
+    """Wide-band PESQ (ITU-T P.862.2) by the ``pesq`` package: MOS-LQO from about 1.0 to 4.64 (higher is better).
+
+    The samples where ``mask`` is True (all when None) are joined, resampled to 16 kHz
+    (``scipy.signal.resample_poly``) and measured with ``pesq.pesq(16000, target, output, "wb")``;
+    channels are measured separately and averaged. PESQ aligns the two signals in time and
+    compares their loudness spectra, so a pure delay or a phase change matters far less to
+    it than to :func:`si_sdr`.
+
+    Args:
+        output: processed audio, ``(T,)`` or ``(C, T)``.
+        target: clean reference, same shape.
+        sample_rate: in Hz.
+        mask: bool ``(T,)``: the samples to measure.
+
+    Shape:
+        - returns: float, 4.64 for identical speech; needs at least 0.25 s where measured.
+
+    Raises:
+        AudioFormatError: as the other metrics, or when PESQ finds no speech in the target.
+    """
+    from pesq import PesqError, pesq as pesq_wb
+
+    out, tgt, sr = _check_pair(output, target, sample_rate, "pesq")
+    out, tgt = _masked(out, tgt, mask, "pesq")
+    _require_samples(out, math.ceil(PESQ_MIN_SECONDS * sr), sr, "pesq")
+    _require_sound(tgt, "target (where measured)", "pesq")
+    ratio = Fraction(PESQ_RATE, sr)
+    scores = []
+    for o, t in zip(out, tgt):
+        o16, t16 = (scipy.signal.resample_poly(v.astype(np.float64), ratio.numerator, ratio.denominator)
+                    for v in (o, t))
+        try:
+            scores.append(pesq_wb(PESQ_RATE, t16, o16, "wb"))
+        except PesqError as e:
+            raise AudioFormatError(f"pesq: {type(e).__name__}: {e}") from e
+    return float(np.mean(scores))
 
 
 def _masked(out: np.ndarray, tgt: np.ndarray, mask: np.ndarray | None, metric: str) -> tuple[np.ndarray, np.ndarray]:

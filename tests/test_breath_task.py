@@ -13,7 +13,7 @@ from conftest import noise, rms_db, sine
 from fxlib.baselines.gate import EnergyGate, fit_threshold
 from fxlib.data.paired import Pair
 from fxlib.errors import AudioFormatError, ParameterError
-from fxlib.metrics import event_attenuation_db, event_mask, si_sdr, stoi
+from fxlib.metrics import event_attenuation_db, event_mask, pesq, si_sdr, stoi
 from fxlib.tasks import get_task
 
 SR = 22050
@@ -78,6 +78,24 @@ def test_stoi_orders_clean_and_noisy_speech_like_signals():
     assert stoi(noisy, speechy, SR) < 0.9
     with pytest.raises(AudioFormatError, match="at least"):
         stoi(speechy[:, :1000], speechy[:, :1000], SR)
+
+
+def test_pesq_orders_clean_and_noisy_speech_like_signals_and_takes_a_mask():
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * SR) / SR
+    speechy = ((np.sin(2 * np.pi * 3 * t) > 0) * (sine(300.0, -12.0, 3.0) + noise(3.0, dbfs=-30.0, seed=1))
+               ).astype(np.float32)
+    assert pesq(speechy, speechy, SR) > 4.5  # 4.64 is the top of the wide-band scale
+    noisy = speechy + 0.05 * rng.standard_normal(speechy.shape).astype(np.float32)
+    assert pesq(noisy, speechy, SR) < 3.0
+    damaged = speechy.copy()
+    damaged[:, :SR] = 0.0
+    mask = np.arange(speechy.shape[1]) >= SR
+    assert pesq(damaged, speechy, SR, mask) > 4.5 > pesq(damaged, speechy, SR)
+    with pytest.raises(AudioFormatError, match="at least"):
+        pesq(speechy[:, :1000], speechy[:, :1000], SR)
+    with pytest.raises(AudioFormatError, match="silent"):
+        pesq(speechy, np.zeros_like(speechy), SR)
 
 
 # -- the energy gate --------------------------------------------------------------------------------
@@ -147,6 +165,7 @@ def test_task_metrics_labelled_and_unlabelled():
     row = task.metrics(target, target, x, labelled, SR)
     assert row["event_attenuation_db"] == math.inf and row["speech_gain_db"] == pytest.approx(0.0, abs=1e-9)
     assert row["speech_si_sdr_db"] == math.inf and row["speech_stoi"] == pytest.approx(1.0, abs=1e-3)
+    assert row["speech_pesq"] > 4.5
     row = task.metrics(0.5 * x, target, x, labelled, SR)
     assert row["breath_attenuation_db"] == pytest.approx(6.0206, abs=1e-3)
     assert row["speech_gain_db"] == pytest.approx(-6.0206, abs=1e-3)
