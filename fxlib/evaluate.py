@@ -45,19 +45,20 @@ def direction_note(higher: Collection[str] = ()) -> str:
 
 
 def evaluate_systems(systems: Mapping[str, System], dataset: PairedDataset, loss_name: str = "spectral",
-                     metrics: Callable[..., dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
+                     metrics: Callable[..., dict[str, float]] | None = None,
+                     loss_options: Mapping[str, float] | None = None) -> dict[str, dict[str, float]]:
     """Average metrics of each system over the files of ``dataset``.
 
     Args:
         systems: ``{name: f(input (C, T)) -> output (C, T)}``.
         dataset: the test split.
-        loss_name: the training loss, reported as ``loss``.
+        loss_name: the training loss, reported as ``loss``; loss_options: its options.
         metrics: the task's own metrics, ``f(output, target, input, pair, sample_rate) -> {name: value}``.
 
     Returns:
         ``{system: {metric: mean value}}``, including ``loss`` (the training loss).
     """
-    loss_fn = get_loss(loss_name)
+    loss_fn = get_loss(loss_name, dataset.sample_rate, **(loss_options or {}))
     results: dict[str, dict[str, float]] = {}
     for name, system in systems.items():
         rows = []
@@ -164,7 +165,8 @@ def evaluate_run(run_dir: str | os.PathLike, results_dir: str | os.PathLike = "p
     systems = standard_systems(model, fixed)
     if task.baselines is not None:
         systems.update(task.baselines(Path(run["data_root"]), rate, model.channels))
-    results = evaluate_systems(systems, test, run["profile"]["loss"], task.metrics)
+    results = evaluate_systems(systems, test, run["profile"]["loss"], task.metrics,
+                               run["profile"].get("loss_options"))
     note = direction_note(task.higher_is_better)
     out = provenance({"task": run["task"], "profile": state.get("profile"), "chain": run["chain"],
                       "seed": run["seed"], "data": {"root": run["data_root"], "test_files": len(test),

@@ -10,7 +10,12 @@ is wrong (a shape, a NaN, a length too short for the transform).
 """
 from __future__ import annotations
 
+import inspect
+
 import auraloss
+import numpy as np
+import pyloudnorm
+import scipy.signal
 import torch
 
 from .errors import AudioFormatError
@@ -46,6 +51,15 @@ class SpectralLoss(torch.nn.Module):
              + w_time    * mean(|x - y|)
 
     each mean taken over every element (batch, channels, frames and bins, or samples).
+    An optional loudness term (off by default; not in the paper) adds::
+
+             + w_loudness * mean((L_X - L_Y) ** 2),   L = 10 log10(sum_f K(f) |X_f|^2 + eps^2)
+
+    per frame, with ``K`` the power response of the BS.1770 K-weighting filters (pyloudnorm's,
+    at ``sample_rate``): the squared difference of the frames' K-weighted levels in dB, a
+    short-term loudness error. The magnitude terms do not weigh level the way loudness does
+    (the squared magnitude error is dominated by the strongest bins, usually the bass), so a
+    task whose targets are set to a loudness (mastering) can add this term.
     The STFT follows the original TensorFlow code (``tf.signal.stft`` with ``pad_end``):
     a periodic Hann window of ``win_length`` samples centred in frames of ``n_fft`` samples,
     frames start at 0, ``hop_length`` apart; the signal is zero-padded at its end so that
@@ -60,6 +74,8 @@ class SpectralLoss(torch.nn.Module):
         w_log_mag: weight of the log-magnitude term.
         w_time: weight of the time-domain L1 term.
         eps: added to magnitudes before the natural logarithm.
+        w_loudness: weight of the per-frame K-weighted level term (per dB squared); 0 leaves it out.
+        sample_rate: in Hz, for the K-weighting of the loudness term.
 
     Shape:
         - output: ``(B, C, T)``, any ``T >= 1``.
@@ -69,7 +85,7 @@ class SpectralLoss(torch.nn.Module):
 
     def __init__(self, n_fft: int = 1024, win_length: int = 1024, hop_length: int = 1024,
                  w_mag: float = 1.0, w_log_mag: float = 1.0, w_time: float = 10.0,
-                 eps: float = 1e-5) -> None:
+                 eps: float = 1e-5, w_loudness: float = 0.0, sample_rate: float = 22050.0) -> None:
         super().__init__()
         if not 0 < win_length <= n_fft:
             raise ValueError(f"SpectralLoss: need 0 < win_length <= n_fft, got {win_length} and {n_fft}")
@@ -77,6 +93,8 @@ class SpectralLoss(torch.nn.Module):
             raise ValueError(f"SpectralLoss: hop_length must be >= 1, got {hop_length}")
         if eps <= 0:
             raise ValueError(f"SpectralLoss: eps must be > 0, got {eps}")
+        if w_loudness < 0 or not sample_rate > 0:
+            raise ValueError(f"SpectralLoss: need w_loudness >= 0 and sample_rate > 0, got {w_loudness} and {sample_rate}")
         self.n_fft = n_fft
         self.win_length = win_length
         self.hop_length = hop_length
@@ -84,6 +102,9 @@ class SpectralLoss(torch.nn.Module):
         self.w_log_mag = w_log_mag
         self.w_time = w_time
         self.eps = eps
+        self.w_loudness = w_loudness
+        self.sample_rate = sample_rate
+        self.register_buffer("k_weight", k_weighting(sample_rate, n_fft), persistent=False)
 
     def magnitude(self, x: torch.Tensor) -> torch.Tensor:
         """STFT magnitude as the loss sees it.
@@ -107,7 +128,29 @@ class SpectralLoss(torch.nn.Module):
         mag = torch.mean((out_mag - tgt_mag) ** 2)
         log_mag = torch.mean((torch.log(out_mag + self.eps) - torch.log(tgt_mag + self.eps)) ** 2)
         time = torch.mean(torch.abs(output - target))
-        return self.w_mag * mag + self.w_log_mag * log_mag + self.w_time * time
+        loss = self.w_mag * mag + self.w_log_mag * log_mag + self.w_time * time
+        if self.w_loudness:
+            k = self.k_weight.to(out_mag)[:, None]
+            level_out, level_tgt = (10 * torch.log10(torch.sum(k * m ** 2, dim=-2) + self.eps ** 2)
+                                    for m in (out_mag, tgt_mag))
+            loss = loss + self.w_loudness * torch.mean((level_out - level_tgt) ** 2)
+        return loss
+
+
+def k_weighting(sample_rate: float, n_fft: int) -> torch.Tensor:
+    """Power response ``|H(f)|^2`` of the BS.1770 K-weighting filters at the ``n_fft // 2 + 1`` STFT bins.
+
+    The two biquads (high shelf and high pass) are pyloudnorm's, designed for ``sample_rate``.
+
+    Shape:
+        - returns: float32 ``(n_fft // 2 + 1,)``.
+    """
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    power = np.ones_like(freqs)
+    for stage in pyloudnorm.Meter(sample_rate)._filters.values():
+        _, h = scipy.signal.freqz(stage.b, stage.a, worN=freqs, fs=sample_rate)
+        power *= np.abs(h) ** 2 * stage.passband_gain ** 2
+    return torch.tensor(power, dtype=torch.float32)
 
 
 class MultiResolutionSTFTLoss(torch.nn.Module):
@@ -167,16 +210,28 @@ LOSSES: dict[str, type[torch.nn.Module]] = {
 """Loss classes by the name a task config gives them."""
 
 
-def get_loss(name: str, **hyper_parameters) -> torch.nn.Module:
+def get_loss(name: str, sample_rate: float | None = None, **hyper_parameters) -> torch.nn.Module:
     """Build a loss by name.
 
     Args:
         name: a key of :data:`LOSSES` (``"spectral"`` or ``"mrstft"``).
-        **hyper_parameters: passed to the loss class's constructor.
+        sample_rate: in Hz, passed on to a loss that takes one (``"spectral"``'s loudness term).
+        **hyper_parameters: passed to the loss class's constructor (a profile's ``loss_options``).
 
     Returns:
         the loss module, called as ``loss(output, target)`` on ``(B, C, T)`` tensors.
+
+    Raises:
+        ValueError: an unknown name, or a hyper-parameter the loss does not take.
     """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; use one of {sorted(LOSSES)}")
-    return LOSSES[name](**hyper_parameters)
+    cls = LOSSES[name]
+    accepted = inspect.signature(cls).parameters
+    unknown = sorted(set(hyper_parameters) - set(accepted))
+    if unknown:
+        raise ValueError(f"loss {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                         f"its options: {', '.join(accepted)}")
+    if sample_rate is not None and "sample_rate" in accepted:
+        hyper_parameters.setdefault("sample_rate", sample_rate)
+    return cls(**hyper_parameters)

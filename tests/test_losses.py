@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fxlib.errors import AudioFormatError
-from fxlib.losses import LOSSES, MultiResolutionSTFTLoss, SpectralLoss, get_loss
+from fxlib.losses import LOSSES, MultiResolutionSTFTLoss, SpectralLoss, get_loss, k_weighting
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -72,6 +72,29 @@ def test_spectral_loss_hyper_parameters_are_configurable():
     assert SpectralLoss(w_time=0.0)(x, y).item() < default
 
 
+def test_loudness_term_of_a_gain_is_the_level_difference_squared():
+    x = audio(dtype=torch.float64)
+    loss = SpectralLoss(w_mag=0.0, w_log_mag=0.0, w_time=0.0, w_loudness=1.0)
+    assert loss(2 * x, x).item() == pytest.approx((20 * math.log10(2)) ** 2, rel=1e-6)  # 6.02 dB per frame
+    assert loss(x, x).item() == 0.0
+    assert SpectralLoss()(2 * x, x).item() == SpectralLoss(w_loudness=0.0)(2 * x, x).item()  # off by default
+
+
+def test_loudness_term_weighs_bands_as_k_weighting_does():
+    """A boost at 40 Hz, which K-weighting discounts, costs less than the same boost at 4 kHz."""
+    t = torch.arange(8192, dtype=torch.float64) / 22050
+    low, high = (0.1 * torch.sin(2 * math.pi * f * t).view(1, 1, -1) for f in (40.0, 4000.0))
+    loss = SpectralLoss(w_mag=0.0, w_log_mag=0.0, w_time=0.0, w_loudness=1.0)
+    assert loss(2 * low + high, low + high).item() < 0.5 * loss(low + 2 * high, low + high).item()
+
+
+def test_k_weighting_response():
+    power = k_weighting(22050, 1024).numpy()
+    freqs = np.linspace(0, 11025, 513)
+    db = 10 * np.log10(power[np.searchsorted(freqs, [20.0, 1000.0, 8000.0])])
+    assert db[0] < -10 and abs(db[1]) < 1.0 and 3.0 < db[2] < 4.5  # BS.1770: RLB high-pass, +4 dB shelf
+
+
 def test_mrstft_single_resolution_spectral_convergence_of_a_gain():
     x = audio()
     loss = MultiResolutionSTFTLoss(fft_sizes=(1024,), hop_sizes=(256,), win_lengths=(1024,), w_log_mag=0.0)
@@ -83,6 +106,10 @@ def test_get_loss_passes_hyper_parameters_and_rejects_unknown_names():
     assert get_loss("mrstft", fft_sizes=(256,), hop_sizes=(64,), win_lengths=(256,)).fft_sizes == (256,)
     with pytest.raises(ValueError, match="unknown loss 'l2'"):
         get_loss("l2")
+    with pytest.raises(ValueError, match="takes no option 'w_lodness'"):
+        get_loss("spectral", w_lodness=1.0)
+    assert get_loss("spectral", 44100, w_loudness=0.1).sample_rate == 44100
+    assert get_loss("mrstft", 44100).fft_sizes == (2048, 1024, 512)  # takes no sample rate
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -114,5 +141,7 @@ def test_mrstft_names_the_minimum_length():
 def test_bad_hyper_parameters_are_rejected():
     with pytest.raises(ValueError, match="win_length <= n_fft"):
         SpectralLoss(n_fft=512, win_length=1024)
+    with pytest.raises(ValueError, match="w_loudness >= 0"):
+        SpectralLoss(w_loudness=-1.0)
     with pytest.raises(ValueError, match="one length"):
         MultiResolutionSTFTLoss(fft_sizes=(1024, 512), hop_sizes=(256,), win_lengths=(1024,))
