@@ -2,11 +2,12 @@
 
 ::
 
-    audio (B, C, T) ─► LogMel ─► BatchNorm2d(1) ─► backbone ─► Linear ─► sigmoid ─► (B, P)
+    audio (B, C, T) ─► LogMel ─► BatchNorm2d(1) ─► backbone ─► pooling ─► Linear ─► sigmoid ─► (B, P)
 
 :class:`LogMel` is the paper's front end (FFT 1024, hop 256, 128 mels, 0 Hz to sr/2 at
 22050 Hz). Three backbones map the log-mel image ``(B, 1, n_mels, frames)`` to a feature
-vector ``(B, features)``:
+map ``(B, features, H, W)`` (``feature_map``) and, averaged over it, a feature vector
+``(B, features)`` (``forward``):
 
 - ``"small"``: :class:`SmallCNN`, four conv-BN-ReLU-max-pool blocks, ~60k parameters; for CPU.
 - ``"mobilenetv2"``: :class:`MobileNetV2Backbone`, MobileNetV2 (alpha 1.0 in the paper),
@@ -15,7 +16,21 @@ vector ``(B, features)``:
   (the layout of the original's Inception encoder), ~3.3M parameters.
 
 The BatchNorm at the CNN input standardises the log-mel values (there is no per-item
-normalisation). :meth:`Encoder.to_config` and :meth:`Encoder.from_config` turn an encoder
+normalisation).
+
+Pooling (:data:`POOLINGS`): ``"global"``, the paper's, averages the feature map over frequency
+and time, so the head sees the context as a whole and cannot tell *where* in it something
+sounds. The effect renders only the frame at the context's centre, so a task whose controls
+must follow short events (a breath of 0.2 s in a 1.86 s context) needs to know what sounds
+there: ``"centre"`` gives the head the global average and, beside it, the time cell(s) at the
+middle of the map with their frequency cells (:func:`centre_pool`).
+
+Curves: some outputs are points of one curve, such as the 32 band gains of a graphic EQ.
+Predicted one by one, each wanders on its own under the noise of SPSA gradients, and the
+curve comes out jagged. ``curves=[[start, stop, knots], ...]`` makes outputs ``start`` to
+``stop - 1`` a piecewise-linear curve through ``knots`` evenly spaced knots
+(:func:`knot_matrix`): the head predicts the knots, and the part of a gradient that would
+make the curve jagged is projected away. :meth:`Encoder.to_config` and :meth:`Encoder.from_config` turn an encoder
 into plain data and back, so a checkpoint can rebuild the module before loading weights.
 """
 from __future__ import annotations
@@ -196,6 +211,36 @@ def global_average_pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
 
 
+def centre_pool(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, C * H)``: the middle time cell (the mean of the two middle ones when
+    ``W`` is even), every frequency cell kept: what the features say about the centre of the
+    context, band by band (a low thump and a broadband hiss stay apart)."""
+    width = x.shape[-1]
+    return x[..., (width - 1) // 2:width // 2 + 1].mean(dim=-1).flatten(1)
+
+
+def knot_matrix(points: int, knots: int) -> torch.Tensor:
+    """Linear interpolation of ``knots`` evenly spaced knots to ``points`` points: ``(points, knots)``.
+
+    Point ``i`` sits at ``i * (knots - 1) / (points - 1)`` on the knot axis; each row holds the
+    weights of the two knots around it (summing to 1), so knot values ``k (knots,)`` give the
+    curve ``M @ k``.
+    """
+    if not 2 <= knots <= points:
+        raise ValueError(f"knot_matrix: need 2 <= knots <= points, got {knots} knots for {points} points")
+    position = torch.linspace(0, knots - 1, points, dtype=torch.float64)
+    left = position.floor().clamp(max=knots - 2).long()
+    frac = position - left
+    matrix = torch.zeros(points, knots, dtype=torch.float64)
+    matrix[torch.arange(points), left] = 1 - frac
+    matrix[torch.arange(points), left + 1] = frac
+    return matrix.float()
+
+
+POOLINGS = ("global", "centre")
+"""How the encoder turns the backbone's feature map into the head's input (see the module docstring)."""
+
+
 # -- small CNN ------------------------------------------------------------------------------------
 class SmallCNN(nn.Module):
     """A small, fast CNN for CPU runs: per entry of ``channels`` a 3x3 conv-BN-ReLU block
@@ -221,8 +266,12 @@ class SmallCNN(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.out_features = self.channels[-1]
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, n_mels, frames)`` -> ``(B, out_features, H, W)``."""
+        return self.blocks(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return global_average_pool(self.blocks(x))
+        return global_average_pool(self.feature_map(x))
 
 
 # -- MobileNetV2 ----------------------------------------------------------------------------------
@@ -312,8 +361,12 @@ class MobileNetV2Backbone(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, n_mels, frames)`` -> ``(B, out_features, H, W)``."""
+        return self.features(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return global_average_pool(self.features(x))
+        return global_average_pool(self.feature_map(x))
 
 
 # -- Inception -------------------------------------------------------------------------------------
@@ -418,8 +471,12 @@ class InceptionBackbone(nn.Module):
         self.features = nn.Sequential(*layers)
         self.out_features = int(features)
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, n_mels, frames)`` -> ``(B, out_features, H, W)``."""
+        return self.features(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return global_average_pool(self.features(x))
+        return global_average_pool(self.feature_map(x))
 
 
 # -- the encoder ----------------------------------------------------------------------------------
@@ -433,12 +490,18 @@ BACKBONES: dict[str, type[nn.Module]] = {
 
 class Encoder(nn.Module):
     """Audio context to ``num_params`` effect controls in (0, 1): log-mel, BatchNorm2d(1) at
-    the CNN input, a backbone, a linear layer and a sigmoid.
+    the CNN input, a backbone, pooling, a linear layer and a sigmoid.
 
     Args:
         num_params: number of outputs (the chain's learned parameters).
         backbone: a key of :data:`BACKBONES`: ``"small"``, ``"mobilenetv2"`` or ``"inception"``.
+        pooling: ``"global"`` (the paper's: the head gets ``out_features`` values) or ``"centre"``
+            (the global average and :func:`centre_pool`, ``out_features * (1 + H)`` values for a
+            feature map ``H`` frequency cells high); see the module docstring.
         sample_rate, n_fft, hop, n_mels: the :class:`LogMel` front end (0 Hz to sr/2).
+        curves: ``[[start, stop, knots], ...]``: outputs ``start`` to ``stop - 1`` follow a
+            piecewise-linear curve through ``knots`` knots that the head predicts (before the
+            sigmoid); disjoint ranges; see the module docstring. None: every output on its own.
         **backbone_kw: hyper-parameters of the backbone class (e.g. ``width_mult``,
             ``channels``); plain data, kept by :meth:`to_config`.
 
@@ -448,10 +511,13 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, num_params: int, backbone: str = "small", sample_rate: float = 22050,
-                 n_fft: int = 1024, hop: int = 256, n_mels: int = 128, **backbone_kw: Any) -> None:
+                 n_fft: int = 1024, hop: int = 256, n_mels: int = 128, pooling: str = "global",
+                 curves: Sequence[Sequence[int]] | None = None, **backbone_kw: Any) -> None:
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"Encoder: unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"Encoder: unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         if int(num_params) < 1:
             raise ValueError(f"Encoder: num_params must be at least 1, got {num_params!r}")
         self.num_params = int(num_params)
@@ -459,12 +525,55 @@ class Encoder(nn.Module):
         self.backbone_kw = dict(backbone_kw)
         self.logmel = LogMel(sample_rate, n_fft, hop, n_mels)
         self.input_norm = nn.BatchNorm2d(1)
+        self.pooling = pooling
         self.backbone = BACKBONES[backbone](**backbone_kw)
-        self.head = nn.Linear(self.backbone.out_features, self.num_params)
+        self.curves = [[int(v) for v in curve] for curve in curves or []]
+        expand = self._expansion()
+        self.register_buffer("expand", expand, persistent=False)
+        self.head = nn.Linear(self._pooled_size(n_mels), expand.shape[1])
+
+    def _pooled_size(self, n_mels: int) -> int:
+        """Features the head gets: ``out_features``, times ``1 + H`` for centre pooling."""
+        if self.pooling == "global":
+            return self.backbone.out_features
+        self.backbone.eval()  # a shape probe: leaves BatchNorm statistics as they are
+        with torch.no_grad():
+            height = self.backbone.feature_map(torch.zeros(1, 1, n_mels, 64)).shape[2]
+        self.backbone.train()
+        return self.backbone.out_features * (1 + height)
+
+    def _expansion(self) -> torch.Tensor:
+        """``(num_params, head outputs)``: the identity, with :func:`knot_matrix` blocks for the curves."""
+        columns, taken = [], set()
+        for curve in self.curves:
+            if len(curve) != 3 or not 0 <= curve[0] < curve[1] <= self.num_params:
+                raise ValueError(f"Encoder: a curve is [start, stop, knots] with 0 <= start < stop <= "
+                                 f"num_params ({self.num_params}); got {curve}")
+            if taken & set(range(curve[0], curve[1])):
+                raise ValueError(f"Encoder: curve {curve} overlaps another curve")
+            taken |= set(range(curve[0], curve[1]))
+        blocks = {curve[0]: curve for curve in self.curves}
+        i = 0
+        while i < self.num_params:
+            if i in blocks:
+                start, stop, knots = blocks[i]
+                block = torch.zeros(self.num_params, knots)
+                block[start:stop] = knot_matrix(stop - start, knots)
+                columns.append(block)
+                i = stop
+            else:
+                column = torch.zeros(self.num_params, 1)
+                column[i] = 1.0
+                columns.append(column)
+                i += 1
+        return torch.cat(columns, dim=1)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(self.input_norm(self.logmel(audio)))
-        return torch.sigmoid(self.head(features))
+        fmap = self.backbone.feature_map(self.input_norm(self.logmel(audio)))
+        features = global_average_pool(fmap)
+        if self.pooling == "centre":
+            features = torch.cat([features, centre_pool(fmap)], dim=1)
+        return torch.sigmoid(self.head(features) @ self.expand.T)
 
     def to_config(self) -> dict[str, Any]:
         """The constructor's arguments as plain data (tuples become lists), for checkpoints."""
@@ -475,6 +584,8 @@ class Encoder(nn.Module):
             "n_fft": self.logmel.n_fft,
             "hop": self.logmel.hop,
             "n_mels": self.logmel.n_mels,
+            "pooling": self.pooling,
+            "curves": [list(curve) for curve in self.curves],
         }
         for key, value in self.backbone_kw.items():
             config[key] = list(value) if isinstance(value, tuple) else value
@@ -486,4 +597,4 @@ class Encoder(nn.Module):
         return cls(**config)
 
     def extra_repr(self) -> str:
-        return f"num_params={self.num_params}, backbone={self.backbone_name!r}"
+        return f"num_params={self.num_params}, backbone={self.backbone_name!r}, pooling={self.pooling!r}"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -122,6 +124,37 @@ class DeepAFx(nn.Module):
     def write_curves(self, u: np.ndarray, path: str | os.PathLike) -> None:
         """Write the parameter curves as CSV: time (s) of each hop's centre, then native values."""
         write_curves_csv(self.chain_spec, u, self.frame, path)
+
+
+def curve_ranges(names: Sequence[str], patterns: Mapping[str, int]) -> list[list[int]]:
+    """The :class:`~fxlib.encoder.Encoder`'s ``curves`` for learned parameters named ``names``.
+
+    Args:
+        names: the chain's learned parameters, ``"<effect>.<param>"``, in order.
+        patterns: ``{regular expression: knots}``; the names a pattern matches in full form one
+            curve, and must be consecutive (for example ``{r"geq\.g_\d+": 11}``: the 32 band
+            gains of the LSP graphic EQ, 11 knots an octave apart). A task's patterns may name
+            the curves of several chains: a pattern that matches no name of this chain is left
+            out, with a warning.
+
+    Returns:
+        ``[[start, stop, knots], ...]``.
+
+    Raises:
+        SpecError: a pattern matches names that are not consecutive, or fewer names than knots.
+    """
+    ranges = []
+    for pattern, knots in patterns.items():
+        hits = [i for i, name in enumerate(names) if re.fullmatch(pattern, name)]
+        if not hits:
+            warnings.warn(f"curve pattern {pattern!r} matches no learned parameter of this chain; "
+                          "its parameters are predicted one by one", stacklevel=2)
+            continue
+        if hits != list(range(hits[0], hits[-1] + 1)) or len(hits) < knots:
+            raise SpecError(f"curve pattern {pattern!r} must match at least {knots} consecutive parameters; "
+                            f"it matches {', '.join(names[i] for i in hits)}")
+        ranges.append([hits[0], hits[-1] + 1, int(knots)])
+    return ranges
 
 
 def render_curve(chain_spec: Mapping, audio: np.ndarray, u: np.ndarray, frame: int) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from fxlib.encoder import (BACKBONES, Encoder, InceptionBackbone, LogMel, MobileNetV2Backbone, SmallCNN,
-                           mel_centres, mel_filterbank)
+from fxlib.encoder import (BACKBONES, Encoder, InceptionBackbone, LogMel, MobileNetV2Backbone, SmallCNN, centre_pool,
+                           global_average_pool, knot_matrix, mel_centres, mel_filterbank)
 from fxlib.errors import AudioFormatError
 
 SR = 22050
@@ -162,13 +162,65 @@ def test_config_round_trip_through_json():
 
 def test_config_keeps_backbone_options():
     config = Encoder(3, "mobilenetv2", width_mult=0.5).to_config()
-    assert config["backbone"] == "mobilenetv2" and config["width_mult"] == 0.5
+    assert config["backbone"] == "mobilenetv2" and config["width_mult"] == 0.5 and config["pooling"] == "global"
     assert Encoder.from_config(config).backbone.width_mult == 0.5
+    config = Encoder(3, "small", pooling="centre", channels=(8, 16)).to_config()
+    rebuilt = Encoder.from_config(json.loads(json.dumps(config)))
+    assert rebuilt.pooling == "centre" and rebuilt.backbone.channels == (8, 16)
+
+
+def test_centre_pool_takes_the_middle_time_cells_band_by_band():
+    cells = torch.arange(5.0).view(1, 1, 1, 5) + 10 * torch.arange(4.0).view(1, 1, 4, 1)  # 10 h + w
+    cells = cells.expand(2, 3, 4, 5)
+    torch.testing.assert_close(centre_pool(cells), torch.tensor([2.0, 12.0, 22.0, 32.0]).repeat(3).expand(2, 12))
+    torch.testing.assert_close(centre_pool(cells[..., :4])[0, :4], torch.tensor([1.5, 11.5, 21.5, 31.5]))  # w 1, 2
+
+
+def test_centre_pooling_sees_where_in_the_context_a_sound_is():
+    """With global pooling a burst at the start or at the centre of the context looks alike to
+    the head (up to edge effects); centre pooling tells them apart."""
+    torch.manual_seed(0)
+    burst = 0.5 * torch.randn(1, 1, 2048)
+    early, centred = torch.zeros(1, 1, CONTEXT), torch.zeros(1, 1, CONTEXT)
+    early[..., 4096:6144] = burst
+    centred[..., CONTEXT // 2 - 1024:CONTEXT // 2 + 1024] = burst
+    enc = Encoder(3, "small", pooling="centre").eval()
+    fmap = {name: enc.backbone.feature_map(enc.input_norm(enc.logmel(x))) for name, x in
+            (("early", early), ("centred", centred))}
+    gap = (global_average_pool(fmap["early"]) - global_average_pool(fmap["centred"])).abs().max()
+    centre = (centre_pool(fmap["early"]) - centre_pool(fmap["centred"])).abs().max()
+    assert centre > 10 * gap
+    assert enc.head.in_features == (1 + 8) * enc.backbone.out_features  # 128 mels pooled to 8 cells
+
+
+def test_knot_matrix_interpolates_linearly_between_knots():
+    m = knot_matrix(5, 3)
+    torch.testing.assert_close(m.sum(dim=1), torch.ones(5))
+    torch.testing.assert_close(m @ torch.tensor([0.0, 2.0, 0.0]), torch.tensor([0.0, 1.0, 2.0, 1.0, 0.0]))
+    with pytest.raises(ValueError, match="2 <= knots <= points"):
+        knot_matrix(3, 4)
+
+
+def test_curve_outputs_lie_on_a_piecewise_linear_curve():
+    torch.manual_seed(0)
+    enc = Encoder(12, curves=[[2, 11, 3]]).eval()  # outputs 2..10: a curve through 3 knots
+    assert enc.head.out_features == 2 + 3 + 1
+    logits = torch.logit(enc(torch.randn(4, 1, 8192)))
+    curve = logits[:, 2:11]
+    torch.testing.assert_close(curve[:, 1:] - curve[:, :-1], (curve[:, 1:] - curve[:, :-1])[:, [0, 0, 0, 0, 4, 4, 4, 4]],
+                               atol=1e-4, rtol=1e-4)  # constant slope on each of the two segments
+    assert Encoder.from_config(json.loads(json.dumps(enc.to_config()))).curves == [[2, 11, 3]]
+    with pytest.raises(ValueError, match="start, stop, knots"):
+        Encoder(12, curves=[[2, 20, 3]])
+    with pytest.raises(ValueError, match="overlaps"):
+        Encoder(12, curves=[[2, 8, 3], [6, 11, 3]])
 
 
 def test_encoder_rejects_unknown_backbone_and_bad_input():
     with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
         Encoder(3, "resnet")
+    with pytest.raises(ValueError, match="unknown pooling 'max'"):
+        Encoder(3, pooling="max")
     with pytest.raises(ValueError, match="num_params"):
         Encoder(0)
     enc = Encoder(3)
