@@ -45,7 +45,7 @@ from .data.windows import RandomClips, StreamingWindows, context_lead
 from .errors import FxError, SpecError
 from .layer import BlackBoxFx
 from .losses import get_loss
-from .model import DeepAFx
+from .model import DeepAFx, curve_ranges
 from .presets import chain_spec
 from .tasks import Profile, Task, get_task
 
@@ -304,9 +304,12 @@ class Trainer:
         self.train_set = PairedDataset(self.data_root, "train", self.task.sample_rate, self.task.channels)
         self.valid_set = PairedDataset(self.data_root, "valid", self.task.sample_rate, self.task.channels)
         torch.manual_seed(seed)
-        encoder_config = {"backbone": self.profile.backbone, "sample_rate": self.task.sample_rate}
+        with FxChain.from_spec(self.spec) as chain:
+            curves = curve_ranges(chain.names, self.profile.curves)
+        encoder_config = {"backbone": self.profile.backbone, "pooling": self.profile.pooling, "curves": curves,
+                          "sample_rate": self.task.sample_rate}
         self.model = DeepAFx(self.spec, encoder_config, self.profile.context, self.profile.frame).to(self.device)
-        self.loss_fn = get_loss(self.profile.loss)
+        self.loss_fn = get_loss(self.profile.loss, self.task.sample_rate, **self.profile.loss_options)
         self.phases = ["stage1"] + [f"stage2-{k}" for k in range(1, len(self.model.effect_sizes) + 1)]
 
     # -- helpers ---------------------------------------------------------------------------
@@ -332,11 +335,13 @@ class Trainer:
                                    seed=seed + 7919 * self.rank)
         return endless(windows, skip)
 
-    def _state(self, phase: int, epoch: int, step: int, global_step: int, opt: torch.optim.Optimizer,
+    def _state(self, phase: int, epoch: int, step: int, global_step: int, opt: torch.optim.Optimizer | None,
                sched: Any, best: float, bad: int, fx: BlackBoxFx | None, done: bool = False) -> dict:
+        """A checkpoint; ``opt`` and ``sched`` None at a phase boundary (the next phase starts its own)."""
         return {"run": asdict(self.run), "model_config": self.model.config(), "encoder": self.model.encoder.state_dict(),
                 "phase": phase, "epoch": epoch, "step": step, "global_step": global_step, "done": done,
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "best": best, "bad_epochs": bad,
+                "optimizer": opt and opt.state_dict(), "scheduler": sched and sched.state_dict(),
+                "best": best, "bad_epochs": bad,
                 "rng": _rng_state(), "fx": _fx_state(fx),
                 "chain": self.chain_name, "task": self.task.name, "profile": self.profile_name}
 
@@ -390,7 +395,7 @@ class Trainer:
         k = 0 if stage1 else int(phase.split("-")[1])
         n_params = sum(self.model.effect_sizes[:k])
         steps, epochs = (p.stage1_steps, p.stage1_epochs) if stage1 else (p.steps_per_epoch, p.epochs)
-        lr, patience = (p.stage1_lr, p.stage1_patience) if stage1 else (p.lr, p.patience)
+        lr, patience = (p.stage1_lr, p.stage1_patience) if stage1 else (p.lr * p.phase_lr_factor ** (k - 1), p.patience)
         model = self._wrapped()
         opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=p.lr_factor, patience=p.lr_patience,
@@ -399,7 +404,7 @@ class Trainer:
         fx = None if stage1 else BlackBoxFx(self._sub_spec(k), workers=self._workers(), mode=p.mode,
                                             epsilon=p.epsilon, draws=p.draws, seed=self.seed + index)
         try:
-            if state is not None:
+            if state is not None and state["optimizer"] is not None:
                 opt.load_state_dict(state["optimizer"])
                 sched.load_state_dict(state["scheduler"])
                 best, bad, epoch0, step0 = state["best"], state["bad_epochs"], state["epoch"], state["step"]
@@ -448,7 +453,7 @@ class Trainer:
                 log.info("%s epoch %d: train %.5g valid %.5g%s", phase, epoch + 1, train_loss, valid,
                          " (best)" if improved else "")
             self._reload_best()
-            self._save(self._state(index + 1, 0, 0, global_step, opt, sched, float("inf"), 0, None))
+            self._save(self._state(index + 1, 0, 0, global_step, None, None, float("inf"), 0, None))
         finally:
             if fx is not None:
                 fx.close()

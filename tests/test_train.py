@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fxlib.errors import FxError, SpecError
-from fxlib.model import DeepAFx, render_curve
+from fxlib.model import DeepAFx, curve_ranges, render_curve
 from fxlib.presets import chain_spec
 from fxlib.tasks import get_task
 from fxlib.train import StreamTargets, Trainer, anchor_loss, endless
@@ -194,3 +194,49 @@ def test_anchor_loss_holds_only_the_untrained_parameters_at_their_defaults():
     assert float(anchor_loss(params, default, 3, 2.0)) == pytest.approx(2.0 * 0.2 ** 2)
     assert float(anchor_loss(params, default, 5, 2.0)) == 0.0  # the last phase: everything trains
     assert float(anchor_loss(params, default, 3, 0.0)) == 0.0  # turned off
+
+
+def logged_lr(run: Path) -> dict[str, float]:
+    """The learning rate of each phase's first logged epoch."""
+    rows = [line.split(",") for line in (run / "log.csv").read_text().splitlines()[1:]]
+    first: dict[str, float] = {}
+    for phase, *_, lr, _seconds in rows:
+        first.setdefault(phase, float(lr))
+    return first
+
+
+def test_later_phases_start_at_a_lower_learning_rate(data_root, tmp_path):
+    profile = get_task("amp").profile("smoke").override(lr=1e-3, phase_lr_factor=0.25)
+    Trainer("amp", profile, tmp_path, data_root=data_root, chain="mastering-builtin", progress=False).fit()
+    lrs = logged_lr(tmp_path)  # mastering-builtin: a compressor, then an EQ (two stage-2 phases)
+    assert lrs["stage2-1"] == pytest.approx(1e-3) and lrs["stage2-2"] == pytest.approx(2.5e-4)
+
+
+def test_a_run_resumed_at_a_phase_boundary_starts_that_phase_afresh(data_root, tmp_path):
+    """A kill just after a phase ends leaves a checkpoint of the next phase with no optimizer yet;
+    the resumed phase gets its own optimizer and learning rate, not the finished phase's."""
+    profile = get_task("amp").profile("smoke").override(stage1_lr=3e-3, lr=2e-4)
+    trainer = Trainer("amp", profile, tmp_path, data_root=data_root, chain=CHAIN, progress=False)
+    tmp_path.mkdir(exist_ok=True)
+    trainer._phase(0, None, 0, None, None)  # stage 1 alone, as if the process died right after it
+    state = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert state["phase"] == 1 and state["optimizer"] is None and state["scheduler"] is None
+    Trainer("amp", profile, tmp_path, data_root=data_root, chain=CHAIN, progress=False).fit()
+    assert logged_lr(tmp_path)["stage2-1"] == pytest.approx(2e-4)
+
+
+def test_curve_ranges_find_the_consecutive_parameters_of_a_pattern():
+    names = ["mbc.ratio", "geq.g_0", "geq.g_1", "geq.g_2", "geq.g_out"]
+    assert curve_ranges(names, {r"geq\.g_\d+": 2}) == [[1, 4, 2]]
+    with pytest.warns(UserWarning, match="matches no learned parameter"):
+        assert curve_ranges(names, {r"eq\.band\d+": 2}) == []
+    with pytest.raises(SpecError, match="at least 4 consecutive"):
+        curve_ranges(names, {r"geq\.g_\d+": 4})
+    with pytest.raises(SpecError, match="consecutive"):
+        curve_ranges(["geq.g_0", "mbc.ratio", "geq.g_1"], {r"geq\.g_\d+": 2})
+
+
+def test_the_mastering_eq_curve_fits_the_papers_chain():
+    from fxlib.tasks.mastering import EQ_CURVE
+    names = list(DeepAFx(chain_spec("mastering-lv2"), {}, 4096, 1024).names)
+    assert curve_ranges(names, EQ_CURVE) == [[16, 48, 11]]  # g_0 .. g_31, not g_out

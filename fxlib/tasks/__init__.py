@@ -39,16 +39,27 @@ class Profile:
         batch_size: items per step (the paper: 100).
     Encoder:
         backbone: "small", "mobilenetv2" or "inception".
+        pooling: "global" (the paper's) or "centre" (also the features at the context's centre,
+            for controls that must follow short events; see :mod:`fxlib.encoder`).
+        curves: ``{regular expression: knots}``: learned parameters that are points of one curve
+            (a graphic EQ's band gains) are predicted as a piecewise-linear curve through that
+            many knots (:func:`fxlib.model.curve_ranges`); ``{}``: every parameter on its own.
     Stage 1 (regress the default parameters):
         stage1_steps: steps per epoch; stage1_epochs: at most; stage1_lr; stage1_patience.
     Stage 2 (through the effects):
         steps_per_epoch, epochs (at most), lr, patience (early stopping, in epochs),
+        phase_lr_factor: stage-2 phase k (of a progressive, multi-effect chain) starts at
+            ``lr * phase_lr_factor ** (k - 1)``: a new effect joins an encoder already trained
+            through the earlier ones, and a full-size first step would undo much of that;
         min_lr (ReduceLROnPlateau floor), lr_factor, lr_patience (epochs),
         valid_batches: batches of the validation split per evaluation.
     SPSA:
         epsilon (normalised units), draws (K), mode ("stream" or "clip"), workers (None: cores).
     Loss:
         loss: "spectral" (the paper's) or "mrstft".
+        loss_options: keyword arguments of that loss (:func:`fxlib.losses.get_loss`), such as
+            ``{"w_loudness": 0.05}`` for the spectral loss's K-weighted level term; ``{}``: the
+            loss as the paper defines it.
         anchor: weight of an MSE term holding the parameters of the effects not yet trained
             (progressive stage 2 of a multi-effect chain) at their defaults, so that a shared
             encoder does not carry them off while the earlier effects train; 0 turns it off.
@@ -62,6 +73,8 @@ class Profile:
     frame: int = 1024
     batch_size: int = 16
     backbone: str = "small"
+    pooling: str = "global"
+    curves: Mapping[str, int] = field(default_factory=dict)
     stage1_steps: int = 50
     stage1_epochs: int = 20
     stage1_lr: float = 1e-3
@@ -69,6 +82,7 @@ class Profile:
     steps_per_epoch: int = 100
     epochs: int = 10
     lr: float = 1e-4
+    phase_lr_factor: float = 1.0
     patience: int = 25
     min_lr: float = 1.6e-6
     lr_factor: float = 0.5
@@ -79,6 +93,7 @@ class Profile:
     mode: str = "stream"
     workers: int | None = None
     loss: str = "spectral"
+    loss_options: Mapping[str, float] = field(default_factory=dict)
     anchor: float = 1.0
     fixed_steps: int = 500
     fixed_lr: float = 1e-3
