@@ -23,7 +23,11 @@ and time, so the head sees the context as a whole and cannot tell *where* in it 
 sounds. The effect renders only the frame at the context's centre, so a task whose controls
 must follow short events (a breath of 0.2 s in a 1.86 s context) needs to know what sounds
 there: ``"centre"`` gives the head the global average and, beside it, the time cell(s) at the
-middle of the map with their frequency cells (:func:`centre_pool`).
+middle of the map averaged over frequency; ``"centre-bands"`` keeps that middle cell's
+frequency cells apart (:func:`centre_pool`), so that a low thump and a broadband hiss at the
+centre look different to the head. Breath and pop removal needs the bands; for mastering,
+whose controls follow the music slowly, the larger head of ``"centre-bands"`` learned worse
+than ``"centre"``.
 
 Curves: some outputs are points of one curve, such as the 32 band gains of a graphic EQ.
 Predicted one by one, each wanders on its own under the noise of SPSA gradients, and the
@@ -211,12 +215,16 @@ def global_average_pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
 
 
-def centre_pool(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, H, W)`` -> ``(B, C * H)``: the middle time cell (the mean of the two middle ones when
-    ``W`` is even), every frequency cell kept: what the features say about the centre of the
-    context, band by band (a low thump and a broadband hiss stay apart)."""
+def centre_pool(x: torch.Tensor, bands: bool = False) -> torch.Tensor:
+    """What the features say about the centre of the context: the middle time cell (the mean of
+    the two middle ones when ``W`` is even), averaged over frequency, or band by band.
+
+    Shape:
+        ``(B, C, H, W)`` -> ``(B, C)``, or ``(B, C * H)`` with ``bands``.
+    """
     width = x.shape[-1]
-    return x[..., (width - 1) // 2:width // 2 + 1].mean(dim=-1).flatten(1)
+    middle = x[..., (width - 1) // 2:width // 2 + 1].mean(dim=-1)
+    return middle.flatten(1) if bands else middle.mean(dim=-1)
 
 
 def knot_matrix(points: int, knots: int) -> torch.Tensor:
@@ -237,7 +245,7 @@ def knot_matrix(points: int, knots: int) -> torch.Tensor:
     return matrix.float()
 
 
-POOLINGS = ("global", "centre")
+POOLINGS = ("global", "centre", "centre-bands")
 """How the encoder turns the backbone's feature map into the head's input (see the module docstring)."""
 
 
@@ -495,9 +503,10 @@ class Encoder(nn.Module):
     Args:
         num_params: number of outputs (the chain's learned parameters).
         backbone: a key of :data:`BACKBONES`: ``"small"``, ``"mobilenetv2"`` or ``"inception"``.
-        pooling: ``"global"`` (the paper's: the head gets ``out_features`` values) or ``"centre"``
-            (the global average and :func:`centre_pool`, ``out_features * (1 + H)`` values for a
-            feature map ``H`` frequency cells high); see the module docstring.
+        pooling: ``"global"`` (the paper's: the head gets ``out_features`` values), ``"centre"``
+            (the global average and :func:`centre_pool`: ``2 * out_features`` values) or
+            ``"centre-bands"`` (``out_features * (1 + H)`` values for a feature map ``H``
+            frequency cells high); see the module docstring.
         sample_rate, n_fft, hop, n_mels: the :class:`LogMel` front end (0 Hz to sr/2).
         curves: ``[[start, stop, knots], ...]``: outputs ``start`` to ``stop - 1`` follow a
             piecewise-linear curve through ``knots`` knots that the head predicts (before the
@@ -533,9 +542,9 @@ class Encoder(nn.Module):
         self.head = nn.Linear(self._pooled_size(n_mels), expand.shape[1])
 
     def _pooled_size(self, n_mels: int) -> int:
-        """Features the head gets: ``out_features``, times ``1 + H`` for centre pooling."""
-        if self.pooling == "global":
-            return self.backbone.out_features
+        """Features the head gets: ``out_features`` times 1, 2 or ``1 + H`` (see ``pooling``)."""
+        if self.pooling != "centre-bands":
+            return self.backbone.out_features * (2 if self.pooling == "centre" else 1)
         self.backbone.eval()  # a shape probe: leaves BatchNorm statistics as they are
         with torch.no_grad():
             height = self.backbone.feature_map(torch.zeros(1, 1, n_mels, 64)).shape[2]
@@ -571,8 +580,8 @@ class Encoder(nn.Module):
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         fmap = self.backbone.feature_map(self.input_norm(self.logmel(audio)))
         features = global_average_pool(fmap)
-        if self.pooling == "centre":
-            features = torch.cat([features, centre_pool(fmap)], dim=1)
+        if self.pooling != "global":
+            features = torch.cat([features, centre_pool(fmap, bands=self.pooling == "centre-bands")], dim=1)
         return torch.sigmoid(self.head(features) @ self.expand.T)
 
     def to_config(self) -> dict[str, Any]:

@@ -127,7 +127,7 @@ class DeepAFx(nn.Module):
 
 
 def curve_ranges(names: Sequence[str], patterns: Mapping[str, int]) -> list[list[int]]:
-    """The :class:`~fxlib.encoder.Encoder`'s ``curves`` for learned parameters named ``names``.
+    r"""The :class:`~fxlib.encoder.Encoder`'s ``curves`` for learned parameters named ``names``.
 
     Args:
         names: the chain's learned parameters, ``"<effect>.<param>"``, in order.

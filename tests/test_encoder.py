@@ -172,8 +172,11 @@ def test_config_keeps_backbone_options():
 def test_centre_pool_takes_the_middle_time_cells_band_by_band():
     cells = torch.arange(5.0).view(1, 1, 1, 5) + 10 * torch.arange(4.0).view(1, 1, 4, 1)  # 10 h + w
     cells = cells.expand(2, 3, 4, 5)
-    torch.testing.assert_close(centre_pool(cells), torch.tensor([2.0, 12.0, 22.0, 32.0]).repeat(3).expand(2, 12))
-    torch.testing.assert_close(centre_pool(cells[..., :4])[0, :4], torch.tensor([1.5, 11.5, 21.5, 31.5]))  # w 1, 2
+    torch.testing.assert_close(centre_pool(cells, bands=True),
+                               torch.tensor([2.0, 12.0, 22.0, 32.0]).repeat(3).expand(2, 12))
+    torch.testing.assert_close(centre_pool(cells[..., :4], bands=True)[0, :4],
+                               torch.tensor([1.5, 11.5, 21.5, 31.5]))  # time cells 1 and 2
+    torch.testing.assert_close(centre_pool(cells), torch.full((2, 3), 17.0))  # and the mean over bands
 
 
 def test_centre_pooling_sees_where_in_the_context_a_sound_is():
@@ -184,13 +187,15 @@ def test_centre_pooling_sees_where_in_the_context_a_sound_is():
     early, centred = torch.zeros(1, 1, CONTEXT), torch.zeros(1, 1, CONTEXT)
     early[..., 4096:6144] = burst
     centred[..., CONTEXT // 2 - 1024:CONTEXT // 2 + 1024] = burst
-    enc = Encoder(3, "small", pooling="centre").eval()
+    enc = Encoder(3, "small", pooling="centre-bands").eval()
     fmap = {name: enc.backbone.feature_map(enc.input_norm(enc.logmel(x))) for name, x in
             (("early", early), ("centred", centred))}
     gap = (global_average_pool(fmap["early"]) - global_average_pool(fmap["centred"])).abs().max()
-    centre = (centre_pool(fmap["early"]) - centre_pool(fmap["centred"])).abs().max()
-    assert centre > 10 * gap
+    for bands in (False, True):
+        centre = (centre_pool(fmap["early"], bands) - centre_pool(fmap["centred"], bands)).abs().max()
+        assert centre > 10 * gap
     assert enc.head.in_features == (1 + 8) * enc.backbone.out_features  # 128 mels pooled to 8 cells
+    assert Encoder(3, "small", pooling="centre").head.in_features == 2 * enc.backbone.out_features
 
 
 def test_knot_matrix_interpolates_linearly_between_knots():
