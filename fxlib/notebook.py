@@ -29,20 +29,24 @@ from .params import Param
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The folder holding ``pyproject.toml``, searched upward from ``start`` (default: the cwd).
+    """The deepafx-fxlib checkout: the folder holding ``pyproject.toml``, searched upward from
+    ``start`` (default: the cwd), else the checkout this fxlib is imported from (an editable
+    install, as ``make setup`` makes).
 
     Notebooks' path parameters (data, runs, results) are relative to this folder, so a notebook
-    gives the same paths whether it runs from ``notebooks/`` (JupyterLab) or the root (papermill).
+    gives the same paths whether it runs from ``notebooks/`` (JupyterLab), the root (papermill)
+    or a copy elsewhere (nbmake on a parameterised copy).
 
     Raises:
-        SpecError: when no folder from ``start`` upward holds ``pyproject.toml``.
+        SpecError: when neither place holds a ``pyproject.toml``.
     """
     here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
+    installed = Path(__file__).resolve().parents[1]
+    for folder in (here, *here.parents, installed):
         if (folder / "pyproject.toml").is_file():
             return folder
-    raise SpecError(f"no pyproject.toml in {here} or any folder above it; run the notebook inside the "
-                    f"deepafx-fxlib checkout (or pass its path)")
+    raise SpecError(f"no pyproject.toml in {here} or any folder above it, nor in {installed}; run the notebook "
+                    f"inside the deepafx-fxlib checkout (or pass its path)")
 
 
 def resolve(path: str | os.PathLike, root: Path | None = None) -> Path:
