@@ -39,8 +39,9 @@ class Profile:
         batch_size: items per step (the paper: 100).
     Encoder:
         backbone: "small", "mobilenetv2" or "inception".
-        pooling: "global" (the paper's) or "centre" (also the features at the context's centre,
-            for controls that must follow short events; see :mod:`fxlib.encoder`).
+        pooling: "global" (the paper's), "centre" or "centre-bands" (also the features at the
+            context's centre, averaged over frequency or band by band, for controls that must
+            follow what sounds at the rendered frame; see :mod:`fxlib.encoder`).
         curves: ``{regular expression: knots}``: learned parameters that are points of one curve
             (a graphic EQ's band gains) are predicted as a piecewise-linear curve through that
             many knots (:func:`fxlib.model.curve_ranges`); ``{}``: every parameter on its own.

@@ -19,6 +19,12 @@ Task metrics (beside :func:`fxlib.metrics.compute_all`'s, which include the sign
   unlike the signed difference its mean over songs cannot cancel;
 * ``true_peak_error_db``: ``|TP(output) - TP(target)|``, true peaks in dBTP.
 
+Quick profile, beside the paper's recipe (see :class:`~fxlib.tasks.Profile`): the EQ's 32 band
+gains are predicted as a curve through 11 knots an octave apart (:data:`EQ_CURVE`; one by one,
+SPSA noise leaves them jagged), the spectral loss gets its K-weighted level term
+(``w_loudness``), the encoder also sees the centre of its context (``pooling="centre"``), and
+the EQ's phase starts at 0.4 times the compressor's learning rate (``phase_lr_factor``).
+
 Baseline: ``matchering`` (:mod:`fxlib.baselines.matchering`) with one reference master from
 the training split (the training target of median loudness), never the song's own target.
 """
@@ -32,6 +38,10 @@ import numpy as np
 from ..data.paired import Pair
 from ..metrics import loudness_lufs, true_peak_dbtp
 from . import Profile, System, Task
+
+
+#: The graphic EQ's 32 band gains (1/3 octave apart) as one curve through 11 knots, an octave apart.
+EQ_CURVE = {r"geq\.g_\d+": 11}
 
 
 def build_data(root: Path, seconds: float, seed: int) -> None:
@@ -71,11 +81,14 @@ TASK = Task(
     metrics=metrics,
     baselines=baselines,
     profiles={
-        "smoke": Profile(data_seconds=36, context=8192, batch_size=4, stage1_steps=40, stage1_epochs=1, stage1_lr=3e-3,
+        "smoke": Profile(data_seconds=36, context=8192, batch_size=4, pooling="centre", curves=EQ_CURVE,
+                         loss_options={"w_loudness": 0.1}, phase_lr_factor=0.4, stage1_steps=40, stage1_epochs=1,
+                         stage1_lr=3e-3,
                          steps_per_epoch=4, epochs=1, valid_batches=2, fixed_steps=4, workers=1),
-        "quick": Profile(data_seconds=600, context=40960, batch_size=16, stage1_steps=40, stage1_epochs=2,
-                         stage1_lr=3e-3, steps_per_epoch=60, epochs=20, lr=5e-4, patience=4, lr_patience=1,
-                         valid_batches=10, draws=2, fixed_steps=400, fixed_lr=5e-3),
+        "quick": Profile(data_seconds=600, context=40960, batch_size=16, pooling="centre", curves=EQ_CURVE,
+                         loss_options={"w_loudness": 0.1}, stage1_steps=40, stage1_epochs=2,
+                         stage1_lr=3e-3, steps_per_epoch=80, epochs=25, lr=5e-4, phase_lr_factor=0.4, patience=6,
+                         lr_patience=2, valid_batches=20, draws=2, fixed_steps=400, fixed_lr=5e-3),
         "paper": Profile(data_seconds=0, context=40960, batch_size=100, backbone="mobilenetv2",
                          stage1_steps=1000, stage1_epochs=1000, steps_per_epoch=1000, epochs=1000,
                          lr=1e-4, patience=25, valid_batches=100, fixed_steps=20000),
