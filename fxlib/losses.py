@@ -51,15 +51,22 @@ class SpectralLoss(torch.nn.Module):
              + w_time    * mean(|x - y|)
 
     each mean taken over every element (batch, channels, frames and bins, or samples).
-    An optional loudness term (off by default; not in the paper) adds::
+    Three optional level terms (off by default; not in the paper) compare per-frame levels in
+    dB, each as the mean squared difference between output and target::
 
              + w_loudness * mean((L_X - L_Y) ** 2),   L = 10 log10(sum_f K(f) |X_f|^2 + eps^2)
+             + w_bands    * mean((B_X - B_Y) ** 2),   B_b = 10 log10(sum_{f in b} |X_f|^2 + eps^2)
+             + w_peak     * mean((P_x - P_y) ** 2),   P = 20 log10(max_t |x_t| + eps)
 
-    per frame, with ``K`` the power response of the BS.1770 K-weighting filters (pyloudnorm's,
-    at ``sample_rate``): the squared difference of the frames' K-weighted levels in dB, a
-    short-term loudness error. The magnitude terms do not weigh level the way loudness does
-    (the squared magnitude error is dominated by the strongest bins, usually the bass), so a
-    task whose targets are set to a loudness (mastering) can add this term.
+    ``L`` is the frame's K-weighted level, with ``K`` the power response of the BS.1770
+    K-weighting filters (pyloudnorm's, at ``sample_rate``): a short-term loudness. ``B`` holds
+    the frame's octave-band levels (:func:`octave_bands`: centres 62.5 Hz to 8 kHz, those
+    below half the sample rate), so every band counts alike, quiet treble as much as loud bass: a tonal
+    balance. ``P`` is the peak sample of each ``hop_length`` block of the waveform. The
+    magnitude terms weigh none of these the way a mastering engineer does (the squared
+    magnitude error is dominated by the strongest bins, usually the bass; the log-magnitude
+    error of a 1 dB gain is 0.013), so a task whose targets are set to a loudness, a balance
+    and a ceiling (mastering) can add them.
     The STFT follows the original TensorFlow code (``tf.signal.stft`` with ``pad_end``):
     a periodic Hann window of ``win_length`` samples centred in frames of ``n_fft`` samples,
     frames start at 0, ``hop_length`` apart; the signal is zero-padded at its end so that
@@ -75,7 +82,9 @@ class SpectralLoss(torch.nn.Module):
         w_time: weight of the time-domain L1 term.
         eps: added to magnitudes before the natural logarithm.
         w_loudness: weight of the per-frame K-weighted level term (per dB squared); 0 leaves it out.
-        sample_rate: in Hz, for the K-weighting of the loudness term.
+        w_bands: weight of the per-frame octave-band level term (per dB squared); 0 leaves it out.
+        w_peak: weight of the per-block peak level term (per dB squared); 0 leaves it out.
+        sample_rate: in Hz, for the K-weighting and the octave bands.
 
     Shape:
         - output: ``(B, C, T)``, any ``T >= 1``.
@@ -85,7 +94,8 @@ class SpectralLoss(torch.nn.Module):
 
     def __init__(self, n_fft: int = 1024, win_length: int = 1024, hop_length: int = 1024,
                  w_mag: float = 1.0, w_log_mag: float = 1.0, w_time: float = 10.0,
-                 eps: float = 1e-5, w_loudness: float = 0.0, sample_rate: float = 22050.0) -> None:
+                 eps: float = 1e-5, w_loudness: float = 0.0, w_bands: float = 0.0, w_peak: float = 0.0,
+                 sample_rate: float = 22050.0) -> None:
         super().__init__()
         if not 0 < win_length <= n_fft:
             raise ValueError(f"SpectralLoss: need 0 < win_length <= n_fft, got {win_length} and {n_fft}")
@@ -93,8 +103,11 @@ class SpectralLoss(torch.nn.Module):
             raise ValueError(f"SpectralLoss: hop_length must be >= 1, got {hop_length}")
         if eps <= 0:
             raise ValueError(f"SpectralLoss: eps must be > 0, got {eps}")
-        if w_loudness < 0 or not sample_rate > 0:
-            raise ValueError(f"SpectralLoss: need w_loudness >= 0 and sample_rate > 0, got {w_loudness} and {sample_rate}")
+        for name, weight in (("w_loudness", w_loudness), ("w_bands", w_bands), ("w_peak", w_peak)):
+            if weight < 0:
+                raise ValueError(f"SpectralLoss: need {name} >= 0, got {weight}")
+        if not sample_rate > 0:
+            raise ValueError(f"SpectralLoss: need sample_rate > 0, got {sample_rate}")
         self.n_fft = n_fft
         self.win_length = win_length
         self.hop_length = hop_length
@@ -103,8 +116,11 @@ class SpectralLoss(torch.nn.Module):
         self.w_time = w_time
         self.eps = eps
         self.w_loudness = w_loudness
+        self.w_bands = w_bands
+        self.w_peak = w_peak
         self.sample_rate = sample_rate
         self.register_buffer("k_weight", k_weighting(sample_rate, n_fft), persistent=False)
+        self.register_buffer("bands", octave_bands(sample_rate, n_fft), persistent=False)
 
     def magnitude(self, x: torch.Tensor) -> torch.Tensor:
         """STFT magnitude as the loss sees it.
@@ -130,11 +146,31 @@ class SpectralLoss(torch.nn.Module):
         time = torch.mean(torch.abs(output - target))
         loss = self.w_mag * mag + self.w_log_mag * log_mag + self.w_time * time
         if self.w_loudness:
-            k = self.k_weight.to(out_mag)[:, None]
-            level_out, level_tgt = (10 * torch.log10(torch.sum(k * m ** 2, dim=-2) + self.eps ** 2)
-                                    for m in (out_mag, tgt_mag))
-            loss = loss + self.w_loudness * torch.mean((level_out - level_tgt) ** 2)
+            k = self.k_weight.to(out_mag)[None]  # (1, bins): one weighted sum per frame
+            loss = loss + self.w_loudness * self._level_error(k, out_mag, tgt_mag)
+        if self.w_bands:
+            loss = loss + self.w_bands * self._level_error(self.bands.to(out_mag), out_mag, tgt_mag)
+        if self.w_peak:
+            peak_out, peak_tgt = (20 * torch.log10(self._block_peaks(x) + self.eps) for x in (output, target))
+            loss = loss + self.w_peak * torch.mean((peak_out - peak_tgt) ** 2)
         return loss
+
+    def _level_error(self, weights: torch.Tensor, out_mag: torch.Tensor, tgt_mag: torch.Tensor) -> torch.Tensor:
+        """Mean squared dB difference of the weighted power sums ``weights @ |X|^2`` per frame.
+
+        Shape:
+            - weights: ``(W, bins)``; out_mag, tgt_mag: ``(B, C, bins, frames)``.
+            - returns: scalar tensor.
+        """
+        out_db, tgt_db = (10 * torch.log10(torch.einsum("wf,bcft->bcwt", weights, m ** 2) + self.eps ** 2)
+                          for m in (out_mag, tgt_mag))
+        return torch.mean((out_db - tgt_db) ** 2)
+
+    def _block_peaks(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)`` -> ``(B, C, ceil(T / hop_length))``: the largest ``|x|`` of each block (zero-padded)."""
+        blocks = -(-x.shape[-1] // self.hop_length)
+        padded = torch.nn.functional.pad(x.abs(), (0, blocks * self.hop_length - x.shape[-1]))
+        return padded.reshape(*x.shape[:-1], blocks, self.hop_length).amax(dim=-1)
 
 
 def k_weighting(sample_rate: float, n_fft: int) -> torch.Tensor:
@@ -151,6 +187,26 @@ def k_weighting(sample_rate: float, n_fft: int) -> torch.Tensor:
         _, h = scipy.signal.freqz(stage.b, stage.a, worN=freqs, fs=sample_rate)
         power *= np.abs(h) ** 2 * stage.passband_gain ** 2
     return torch.tensor(power, dtype=torch.float32)
+
+
+def octave_bands(sample_rate: float, n_fft: int) -> torch.Tensor:
+    """Which STFT bins each octave band sums: centres ``62.5 * 2^k`` Hz (62.5 Hz to 8 kHz), edges at
+    ``centre / sqrt(2)`` and ``centre * sqrt(2)`` (the top band cut at ``sample_rate / 2``); bands
+    whose centre is not below ``sample_rate / 2``, or that hold no bin, are left out.
+
+    Shape:
+        - returns: float32 ``(bands, n_fft // 2 + 1)`` of 0 and 1.
+    """
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    rows = []
+    for centre in 62.5 * 2.0 ** np.arange(8):
+        low, high = centre / np.sqrt(2), centre * np.sqrt(2)
+        row = (freqs >= low) & (freqs < high)
+        if centre < sample_rate / 2 and row.any():
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"octave_bands: no octave band fits {sample_rate} Hz with an FFT of {n_fft}")
+    return torch.tensor(np.array(rows), dtype=torch.float32)
 
 
 class MultiResolutionSTFTLoss(torch.nn.Module):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fxlib.errors import AudioFormatError
-from fxlib.losses import LOSSES, MultiResolutionSTFTLoss, SpectralLoss, get_loss, k_weighting
+from fxlib.losses import LOSSES, MultiResolutionSTFTLoss, SpectralLoss, get_loss, k_weighting, octave_bands
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -88,6 +88,44 @@ def test_loudness_term_weighs_bands_as_k_weighting_does():
     assert loss(2 * low + high, low + high).item() < 0.5 * loss(low + 2 * high, low + high).item()
 
 
+@pytest.mark.parametrize("term", ["w_bands", "w_peak"])
+def test_band_and_peak_terms_of_a_gain_are_the_level_difference_squared(term):
+    x = audio(dtype=torch.float64)
+    loss = SpectralLoss(w_mag=0.0, w_log_mag=0.0, w_time=0.0, **{term: 1.0})
+    assert loss(2 * x, x).item() == pytest.approx((20 * math.log10(2)) ** 2, rel=1e-4)
+    assert loss(x, x).item() == 0.0
+    assert SpectralLoss()(2 * x, x).item() == SpectralLoss(**{term: 0.0})(2 * x, x).item()  # off by default
+
+
+def test_band_term_counts_a_quiet_band_as_much_as_a_loud_one():
+    """Halving a tone 34 dB below a loud 100 Hz one costs the band term a full 6 dB in one of its
+    8 bands; the magnitude term hardly sees it."""
+    t = torch.arange(8192, dtype=torch.float64) / 22050
+    low, high = (a * torch.sin(2 * math.pi * f * t).view(1, 1, -1) for a, f in ((0.5, 100.0), (0.01, 4000.0)))
+    bands = SpectralLoss(w_mag=0.0, w_log_mag=0.0, w_time=0.0, w_bands=1.0)
+    assert bands(low + high / 2, low + high).item() == pytest.approx((20 * math.log10(2)) ** 2 / 8, rel=0.05)
+    magnitude = SpectralLoss(w_log_mag=0.0, w_time=0.0)
+    assert magnitude(low + high / 2, low + high).item() < 1e-3 * magnitude(low / 2 + high, low + high).item()
+
+
+def test_peak_term_compares_each_block_peak():
+    x = torch.zeros(1, 1, 2048, dtype=torch.float64)
+    x[..., 100], x[..., 1500] = 0.5, 0.25
+    y = x.clone()
+    y[..., 1500] = 0.5  # the second 1024-sample block's peak is 6 dB higher; the first is the same
+    loss = SpectralLoss(w_mag=0.0, w_log_mag=0.0, w_time=0.0, w_peak=1.0)
+    assert loss(x, y).item() == pytest.approx((20 * math.log10(2)) ** 2 / 2, rel=1e-4)
+
+
+def test_octave_bands_partition_the_bins_from_44_hz_to_nyquist():
+    bands = octave_bands(22050, 1024).numpy()
+    freqs = np.linspace(0, 11025, 513)
+    assert bands.shape == (8, 513) and bands.sum(axis=0).max() == 1  # 62.5 Hz .. 8 kHz, no bin twice
+    covered = freqs[bands.sum(axis=0) == 1]
+    assert 40 < covered.min() < 62.5 / math.sqrt(2) + 22 and covered.max() == 11025
+    assert octave_bands(8000, 256).shape[0] == 6  # 62.5 Hz .. 2 kHz below 4 kHz
+
+
 def test_k_weighting_response():
     power = k_weighting(22050, 1024).numpy()
     freqs = np.linspace(0, 11025, 513)
@@ -141,7 +179,10 @@ def test_mrstft_names_the_minimum_length():
 def test_bad_hyper_parameters_are_rejected():
     with pytest.raises(ValueError, match="win_length <= n_fft"):
         SpectralLoss(n_fft=512, win_length=1024)
-    with pytest.raises(ValueError, match="w_loudness >= 0"):
-        SpectralLoss(w_loudness=-1.0)
+    for term in ("w_loudness", "w_bands", "w_peak"):
+        with pytest.raises(ValueError, match=f"{term} >= 0"):
+            SpectralLoss(**{term: -1.0})
+    with pytest.raises(ValueError, match="sample_rate > 0"):
+        SpectralLoss(sample_rate=0.0)
     with pytest.raises(ValueError, match="one length"):
         MultiResolutionSTFTLoss(fft_sizes=(1024, 512), hop_sizes=(256,), win_lengths=(1024,))
