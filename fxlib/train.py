@@ -2,7 +2,8 @@
 
 Phases, in order, each with its own Adam optimiser, ReduceLROnPlateau and early stopping:
 
-* ``stage1``: the encoder regresses the chain's default parameter vector (MSE, no effects);
+* ``stage1``: the encoder regresses the chain's default parameter vector (MSE, no effects),
+  each default kept ``stage1_margin`` from the bounds (:attr:`Trainer.start_unit`);
 * ``stage2-1`` .. ``stage2-N``: through the first 1..N effects of the chain (progressive
   training, one effect added at a time), the effects rendered by
   :class:`~fxlib.layer.BlackBoxFx` with SPSA gradients, the loss against the target audio,
@@ -309,6 +310,10 @@ class Trainer:
         encoder_config = {"backbone": self.profile.backbone, "pooling": self.profile.pooling, "curves": curves,
                           "sample_rate": self.task.sample_rate}
         self.model = DeepAFx(self.spec, encoder_config, self.profile.context, self.profile.frame).to(self.device)
+        margin = self.profile.stage1_margin
+        #: ``(P,)``: what stage 1 regresses and the anchor holds: the defaults, at least ``stage1_margin``
+        #: from 0 and 1, so that no sigmoid output starts saturated (see :class:`~fxlib.tasks.Profile`).
+        self.start_unit = self.model.default_unit.clamp(margin, 1 - margin)
         self.loss_fn = get_loss(self.profile.loss, self.task.sample_rate, **self.profile.loss_options)
         self.phases = ["stage1"] + [f"stage2-{k}" for k in range(1, len(self.model.effect_sizes) + 1)]
 
@@ -480,11 +485,11 @@ class Trainer:
     def _step(self, model: nn.Module, batch: dict, fx: BlackBoxFx | None, n_params: int,
               targets: StreamTargets | None) -> torch.Tensor:
         params = model(batch["context"].to(self.device))
-        default = self.model.default_unit.to(self.device).expand_as(params)
+        start = self.start_unit.to(self.device).expand_as(params)
         if fx is None:
-            return nn.functional.mse_loss(params, default)
+            return nn.functional.mse_loss(params, start)
         loss = render_loss(fx, batch, params[:, :n_params], targets, self.loss_fn)
-        return loss + anchor_loss(params, default, n_params, self.profile.anchor)
+        return loss + anchor_loss(params, start, n_params, self.profile.anchor)
 
     def fit_fixed(self) -> np.ndarray:
         """The single parameter vector ``(P,)`` that fits the training set best (the baseline).
@@ -554,7 +559,7 @@ class Trainer:
                 else:
                     params = self.model(batch["context"].to(self.device)).cpu()
                 if k == 0:
-                    losses.append(float(nn.functional.mse_loss(params, self.model.default_unit.expand_as(params))))
+                    losses.append(float(nn.functional.mse_loss(params, self.start_unit.expand_as(params))))
                     continue
                 u = params[:, :n_params].double().numpy()
                 out = torch.stack([torch.from_numpy(_render_clip(chain, c.numpy(), row, self.profile.frame))

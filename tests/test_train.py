@@ -148,6 +148,8 @@ def test_unknown_profile_and_setting():
         get_task("amp").profile("quik")
     with pytest.raises(SpecError, match="batch_size"):
         get_task("amp").profile("smoke").override(batch_sise=3)
+    with pytest.raises(SpecError, match="stage1_margin"):
+        get_task("amp").profile("smoke").override(stage1_margin=0.5)
 
 
 def test_stream_targets_delay_by_latency():
@@ -203,6 +205,27 @@ def logged_lr(run: Path) -> dict[str, float]:
     for phase, *_, lr, _seconds in rows:
         first.setdefault(phase, float(lr))
     return first
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.1])
+def test_stage1_keeps_defaults_at_a_bound_off_the_saturated_sigmoid(data_root, tmp_path, margin):
+    """amp-builtin's compressors default to off: threshold at the top of its range, ratio and makeup
+    at the bottom. Regressed as they are, those outputs end near 0 or 1, where the sigmoid's slope
+    u (1 - u), and so every stage-2 step on them, nearly vanishes; with a margin they end near it."""
+    profile = get_task("amp").profile("smoke").override(stage1_margin=margin, stage1_steps=200, stage1_lr=5e-3)
+    trainer = Trainer("amp", profile, tmp_path, data_root=data_root, chain=CHAIN, progress=False)
+    default = trainer.model.default_unit
+    at_bound = (default == 0) | (default == 1)
+    assert at_bound.sum() == 12 and torch.equal(trainer.start_unit, default.clamp(margin, 1 - margin))
+    tmp_path.mkdir(exist_ok=True)
+    trainer._phase(0, None, 0, None, None)  # stage 1 alone
+    u = torch.from_numpy(DeepAFx.from_checkpoint(tmp_path / "best.pt").predict(trainer.train_set[0][0])).float()
+    slope = (u * (1 - u))[:, at_bound].mean()
+    if margin:
+        assert (u[:, at_bound].mean(0) - trainer.start_unit[at_bound]).abs().max() < 0.03
+        assert slope > 0.07
+    else:
+        assert slope < 0.04
 
 
 def test_later_phases_start_at_a_lower_learning_rate(data_root, tmp_path):

@@ -47,6 +47,11 @@ class Profile:
             many knots (:func:`fxlib.model.curve_ranges`); ``{}``: every parameter on its own.
     Stage 1 (regress the default parameters):
         stage1_steps: steps per epoch; stage1_epochs: at most; stage1_lr; stage1_patience.
+        stage1_margin: stage 1 regresses each default moved at least this far (normalised units)
+            inside [0, 1]. A default at a bound, such as Calf's makeup gains (0 dB, the bottom of
+            their range), drives the encoder's sigmoid into saturation, where its slope, and so
+            every stage-2 step on that control, is near 0; 0 regresses the defaults as they are
+            (the paper).
     Stage 2 (through the effects):
         steps_per_epoch, epochs (at most), lr, patience (early stopping, in epochs),
         phase_lr_factor: stage-2 phase k (of a progressive, multi-effect chain) starts at
@@ -80,6 +85,7 @@ class Profile:
     stage1_epochs: int = 20
     stage1_lr: float = 1e-3
     stage1_patience: int = 4
+    stage1_margin: float = 0.0
     steps_per_epoch: int = 100
     epochs: int = 10
     lr: float = 1e-4
@@ -98,6 +104,10 @@ class Profile:
     anchor: float = 1.0
     fixed_steps: int = 500
     fixed_lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.stage1_margin < 0.5:
+            raise SpecError(f"profile setting stage1_margin must be in [0, 0.5), got {self.stage1_margin}")
 
     def override(self, **changes: Any) -> "Profile":
         """A copy with some settings changed (unknown names raise :class:`SpecError`)."""
