@@ -28,9 +28,9 @@ terms (:data:`LOSS_OPTIONS`), the encoder also sees the centre of its 0.93 s con
 saturates), SPSA averages 6 draws per step, and the EQ's phase starts at 0.4 times the
 compressor's learning rate (``phase_lr_factor``).
 
-ESR is reported but is not a mastering metric here: the Calf crossovers delay the low band by
-about 4 ms (92 samples at 22.05 kHz), so any output of the chain has a higher ESR than the
-unprocessed input, whatever its level and spectrum.
+ESR is reported but is not a mastering metric here: the all-pass phase of the Calf crossovers
+delays the low band, so any output of the chain has a higher ESR than the unprocessed input,
+whatever its level and spectrum.
 
 Baseline: ``matchering`` (:mod:`fxlib.baselines.matchering`) with one reference master from
 the training split (the training target of median loudness), never the song's own target.
@@ -96,9 +96,8 @@ TASK = Task(
     profiles={
         "smoke": Profile(data_seconds=36, context=8192, batch_size=4, pooling="centre", curves=EQ_CURVE,
                          loss_options=LOSS_OPTIONS, phase_lr_factor=0.4, stage1_margin=0.1, stage1_steps=40,
-                         stage1_epochs=1,
-                         stage1_lr=3e-3,
-                         steps_per_epoch=4, epochs=1, valid_batches=2, fixed_steps=4, workers=1),
+                         stage1_epochs=1, stage1_lr=3e-3, steps_per_epoch=4, epochs=1, valid_batches=2,
+                         fixed_steps=4, workers=1),
         "quick": Profile(data_seconds=600, context=20480, batch_size=16, pooling="centre", curves=EQ_CURVE,
                          loss_options=LOSS_OPTIONS, stage1_margin=0.1, stage1_steps=40, stage1_epochs=2,
                          stage1_lr=3e-3, steps_per_epoch=80, epochs=25, lr=5e-4, phase_lr_factor=0.4, patience=6,
