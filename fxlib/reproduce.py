@@ -14,6 +14,10 @@ the checkout (paths are relative to :func:`fxlib.notebook.project_root`):
 3. writes ``paper/reproduce.json`` (what ran, when, how long, the outcome) after each notebook,
    and ``paper/REPORT.md`` from the results files at the end.
 
+``--tasks`` reruns some of the tasks: the log and the report keep the other tasks' outcomes
+from the earlier run on the same profile, each with the command that ran it (a run on another
+profile starts a new log).
+
 With ``--profile smoke`` the outputs go to ``runs/reproduce-smoke/`` instead of ``paper/``, so a
 check never overwrites the committed results.
 
@@ -89,6 +93,7 @@ class Outcome:
     status: str = "not run"
     wall_seconds: float | None = None
     error: str | None = None
+    command: str = ""
 
 
 def data_folder(task: str, profile: str) -> str:
@@ -174,17 +179,19 @@ def _running_cell(path: Path) -> int | None:
 
 
 def run_jobs(jobs: Sequence[Job], log_path: Path | None = None,
-             header: Mapping[str, Any] | None = None) -> list[Outcome]:
+             header: Mapping[str, Any] | None = None, earlier: Sequence[Outcome] = ()) -> list[Outcome]:
     """Run ``jobs`` in order, stopping at the first failure (the rest are "not run").
 
     Writes ``{**header, "notebooks": [outcome, ...]}`` to ``log_path`` (JSON) after every
-    notebook when given (``header``: facts such as the command and the profile).
+    notebook when given (``header``: facts such as the command and the profile; ``earlier``:
+    outcomes of an earlier run logged beside these, see :func:`merge_outcomes`).
 
     Returns:
         One :class:`Outcome` per job: "done", "failed" (with the :class:`NotebookError` message)
-        or "not run".
+        or "not run"; each carries ``header``'s command.
     """
-    outcomes = [Outcome(j.name, j.source.name, str(j.output)) for j in jobs]
+    command = (header or {}).get("command", "")
+    outcomes = [Outcome(j.name, j.source.name, str(j.output), command=command) for j in jobs]
     for job, outcome in zip(jobs, outcomes):
         log.info("running %s", job.source.name)
         try:
@@ -194,7 +201,8 @@ def run_jobs(jobs: Sequence[Job], log_path: Path | None = None,
         except NotebookError as e:
             outcome.status, outcome.error = "failed", str(e)
         if log_path is not None:
-            write_json(log_path, {**(header or {}), "notebooks": [asdict(o) for o in outcomes]})
+            write_json(log_path, {**(header or {}),
+                                  "notebooks": [asdict(o) for o in merge_outcomes(earlier, outcomes)]})
         if outcome.status == "failed":
             break
     return outcomes
@@ -206,6 +214,20 @@ def read_run_log(log_path: Path) -> tuple[dict[str, Any], list[Outcome]]:
         return {}, []
     logged = json.loads(log_path.read_text())
     return {k: v for k, v in logged.items() if k != "notebooks"}, [Outcome(**o) for o in logged["notebooks"]]
+
+
+def earlier_outcomes(log_path: Path, profile: str) -> list[Outcome]:
+    """The outcomes logged at ``log_path`` by a run on ``profile`` (none when the log is of another profile)."""
+    header, outcomes = read_run_log(log_path)
+    return outcomes if header.get("profile") == profile else []
+
+
+def merge_outcomes(earlier: Sequence[Outcome], now: Sequence[Outcome]) -> list[Outcome]:
+    """``earlier`` with the tasks of ``now`` replaced by ``now``'s outcomes, in :data:`NOTEBOOKS` order
+    (names that are not tasks last, as they came)."""
+    merged = {o.name: o for o in earlier} | {o.name: o for o in now}
+    order = list(NOTEBOOKS)
+    return sorted(merged.values(), key=lambda o: order.index(o.name) if o.name in order else len(order))
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -262,7 +284,8 @@ def write_report(paper: Path, tasks: Sequence[str], outcomes: Sequence[Outcome] 
     Args:
         paper: the output folder (``paper``); tasks: the tasks to report, in order.
         outcomes: the notebooks' outcomes of this run (wall times, failures), if any.
-        command: the command that produced the results; profile: its profile.
+        command: the command of this run (an outcome run by another command names its own);
+            profile: its profile.
     """
     by_task = {o.name: o for o in outcomes}
     results = {}
@@ -282,7 +305,9 @@ def write_report(paper: Path, tasks: Sequence[str], outcomes: Sequence[Outcome] 
         f"written {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
         f"- machine: {_machine(machine)}",
         "- notebooks: " + (", ".join(f"`{o.notebook}` {o.status}" + (f" in {o.wall_seconds:.0f} s" if o.wall_seconds
-                                                                          else "") for o in outcomes)
+                                                                          else "")
+                                     + (f" (by `{o.command}`)" if o.command and o.command != command else "")
+                                     for o in outcomes)
                             if outcomes else "none run by this command (report regenerated from results)"),
         f"- total notebook wall time: {total / 60:.1f} min" if outcomes else "",
         "",
@@ -344,8 +369,10 @@ def reproduce(profile: str, tasks: Sequence[str], seed: int = 0, paper: str = "p
     build_data(tasks, profile, seed)
     jobs = [Job(t, root / "notebooks" / NOTEBOOKS[t], Path(paper) / "notebooks" / NOTEBOOKS[t],
                 task_parameters(t, profile, seed, paper), CELL_TIMEOUT_S[profile]) for t in tasks]
-    outcomes = run_jobs(jobs, Path(paper) / RUN_LOG, {"command": command, "profile": profile})
-    write_report(Path(paper), tasks, outcomes, command, profile)
+    earlier = earlier_outcomes(Path(paper) / RUN_LOG, profile)
+    outcomes = run_jobs(jobs, Path(paper) / RUN_LOG, {"command": command, "profile": profile}, earlier)
+    logged = merge_outcomes(earlier, outcomes)
+    write_report(Path(paper), [o.name for o in logged], logged, command, profile)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise NotebookError(failed[0].error)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -48,6 +49,29 @@ def test_a_failing_notebook_stops_the_run_naming_itself_and_its_cell(tmp_path):
     assert not list(executed.glob(".*partial*"))  # no temporary file left
     header, logged = reproduce.read_run_log(log)
     assert header == {"command": "test"} and [o.status for o in logged] == ["done", "failed", "not run"]
+
+
+def test_a_rerun_of_some_tasks_keeps_the_other_tasks_outcomes_and_commands(tmp_path):
+    log = tmp_path / "paper" / "run.json"
+    first = [Outcome("mastering", "03_mastering.ipynb", "z", "done", 900.0, command="python -m fxlib.reproduce"),
+             Outcome("amp", "01_amp_emulation.ipynb", "x", "done", 600.0, command="python -m fxlib.reproduce")]
+    write_json(log, {"command": "python -m fxlib.reproduce", "profile": "quick",
+                     "notebooks": [asdict(o) for o in first]})
+    assert reproduce.earlier_outcomes(log, "smoke") == []  # another profile: a new log
+    earlier = reproduce.earlier_outcomes(log, "quick")
+    job = Job("mastering", fake_notebook(tmp_path / "m.ipynb", WRITES), tmp_path / "out" / "m.ipynb",
+              {"out": str(tmp_path / "m.txt"), "value": 1})
+    [outcome] = run_jobs([job], log, {"command": "rerun --tasks mastering", "profile": "quick"}, earlier)
+    assert outcome.status == "done" and outcome.command == "rerun --tasks mastering"
+
+    header, logged = reproduce.read_run_log(log)
+    assert header == {"command": "rerun --tasks mastering", "profile": "quick"}
+    assert [o.name for o in logged] == ["amp", "mastering"]  # the notebooks' order
+    assert logged[0] == first[1]  # amp's outcome as it was
+    assert logged[1].command == "rerun --tasks mastering" and logged[1].wall_seconds != 900.0
+    text = write_report(tmp_path / "paper", [o.name for o in logged], logged, header["command"], "quick").read_text()
+    assert "`01_amp_emulation.ipynb` done in 600 s (by `python -m fxlib.reproduce`)" in text
+    assert text.count("(by `") == 1 and "## amp:" in text and "## mastering:" in text
 
 
 def test_a_cell_that_never_ends_fails_the_run_naming_the_cell(tmp_path):
