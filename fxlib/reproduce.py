@@ -209,11 +209,13 @@ def run_jobs(jobs: Sequence[Job], log_path: Path | None = None,
 
 
 def read_run_log(log_path: Path) -> tuple[dict[str, Any], list[Outcome]]:
-    """``(header, outcomes)`` as :func:`run_jobs` logged them to ``log_path`` (empty when it does not exist)."""
+    """``(header, outcomes)`` as :func:`run_jobs` logged them to ``log_path`` (empty when it does not exist);
+    an outcome logged without its command (older logs) gets the header's."""
     if not log_path.exists():
         return {}, []
     logged = json.loads(log_path.read_text())
-    return {k: v for k, v in logged.items() if k != "notebooks"}, [Outcome(**o) for o in logged["notebooks"]]
+    header = {k: v for k, v in logged.items() if k != "notebooks"}
+    return header, [Outcome(**{"command": header.get("command", ""), **o}) for o in logged["notebooks"]]
 
 
 def earlier_outcomes(log_path: Path, profile: str) -> list[Outcome]:

@@ -49,14 +49,15 @@ def test_a_failing_notebook_stops_the_run_naming_itself_and_its_cell(tmp_path):
     assert not list(executed.glob(".*partial*"))  # no temporary file left
     header, logged = reproduce.read_run_log(log)
     assert header == {"command": "test"} and [o.status for o in logged] == ["done", "failed", "not run"]
+    assert {o.command for o in logged} == {"test"}
 
 
 def test_a_rerun_of_some_tasks_keeps_the_other_tasks_outcomes_and_commands(tmp_path):
     log = tmp_path / "paper" / "run.json"
     first = [Outcome("mastering", "03_mastering.ipynb", "z", "done", 900.0, command="python -m fxlib.reproduce"),
              Outcome("amp", "01_amp_emulation.ipynb", "x", "done", 600.0, command="python -m fxlib.reproduce")]
-    write_json(log, {"command": "python -m fxlib.reproduce", "profile": "quick",
-                     "notebooks": [asdict(o) for o in first]})
+    write_json(log, {"command": "python -m fxlib.reproduce", "profile": "quick",  # a log without commands
+                     "notebooks": [{k: v for k, v in asdict(o).items() if k != "command"} for o in first]})
     assert reproduce.earlier_outcomes(log, "smoke") == []  # another profile: a new log
     earlier = reproduce.earlier_outcomes(log, "quick")
     job = Job("mastering", fake_notebook(tmp_path / "m.ipynb", WRITES), tmp_path / "out" / "m.ipynb",
