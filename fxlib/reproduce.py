@@ -285,7 +285,8 @@ def write_report(paper: Path, tasks: Sequence[str], outcomes: Sequence[Outcome] 
 
     Args:
         paper: the output folder (``paper``); tasks: the tasks to report, in order.
-        outcomes: the notebooks' outcomes of this run (wall times, failures), if any.
+        outcomes: the notebooks' outcomes (wall times, failures), if any: this run's and those an
+            earlier run logged for the other tasks.
         command: the command of this run (an outcome run by another command names its own);
             profile: its profile.
     """
