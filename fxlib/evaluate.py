@@ -6,7 +6,9 @@ Systems (each processes every whole test file):
 * ``chain-default``: the chain at its default parameters;
 * ``chain-best-fixed``: the chain at the single parameter vector that fits the training set
   best (no encoder), fitted by :meth:`fxlib.train.Trainer.fit_fixed`;
-* ``deepafx``: the model, with time-varying parameters (one vector per hop);
+* ``deepafx``: the model, with time-varying parameters (one vector per hop) or, for a model
+  that sets the chain once per file (``inference="song"``, :data:`fxlib.model.INFERENCE`),
+  the mean of those vectors; such a model also gets the row ``deepafx-hop``, hop by hop;
 * the task's own baselines (:attr:`fxlib.tasks.Task.baselines`), such as a classic gate.
 
 Metrics: the training loss, those of :mod:`fxlib.metrics` and the task's own
@@ -81,7 +83,8 @@ def evaluate_systems(systems: Mapping[str, System], dataset: PairedDataset, loss
 
 
 def standard_systems(model: DeepAFx, fixed_unit: np.ndarray | None) -> dict[str, System]:
-    """The task-independent systems: input, chain at defaults, chain at best fixed, the model."""
+    """The task-independent systems: input, chain at defaults, chain at best fixed, the model (and
+    ``deepafx-hop``, the model hop by hop, when it sets the chain once per file)."""
     spec, frame = model.chain_spec, model.frame
     default = model.default_unit.double().numpy()
     systems: dict[str, System] = {
@@ -91,6 +94,8 @@ def standard_systems(model: DeepAFx, fixed_unit: np.ndarray | None) -> dict[str,
     if fixed_unit is not None:
         systems["chain-best-fixed"] = lambda x: render_curve(spec, x, fixed_unit, frame)
     systems["deepafx"] = lambda x: model.process(x)[0]
+    if model.inference == "song":
+        systems["deepafx-hop"] = lambda x: render_curve(spec, x, model.predict(x), frame)
     return systems
 
 

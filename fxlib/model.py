@@ -1,9 +1,10 @@
 """The DeepAFx model: an encoder that predicts an effect chain's parameters from audio.
 
 Training renders the chain through :class:`~fxlib.layer.BlackBoxFx` (see :mod:`fxlib.train`);
-this module holds what a checkpoint needs to rebuild the model (the chain spec and the
-encoder config) and inference on whole files with time-varying parameters: one parameter
-vector per hop, predicted from the context window centred on that hop, the chain streaming
+this module holds what a checkpoint needs to rebuild the model (the chain spec, the encoder
+config, the inference mode) and inference on whole files: one parameter vector per hop,
+predicted from the context window centred on that hop (``"hop"``, the paper's time-varying
+parameters) or their mean over the file (``"song"``, :data:`INFERENCE`), the chain streaming
 through the file so its state carries across hops, the chain's latency compensated.
 """
 from __future__ import annotations
@@ -26,6 +27,12 @@ from .encoder import Encoder
 from .errors import AudioFormatError, SpecError
 from .hosts import check_audio
 
+#: How :meth:`DeepAFx.process` sets the chain over a file: ``"hop"``, the parameter vector
+#: predicted for each hop (time-varying, the paper's); ``"song"``, the mean over the file's hops
+#: of those vectors (in [0, 1]), one setting for the whole file, as the targets of a task whose
+#: chain was set once per file (a mastering engineer's) were made.
+INFERENCE = ("hop", "song")
+
 
 class DeepAFx(nn.Module):
     """Encoder + the plain-data spec of the chain it controls.
@@ -34,16 +41,21 @@ class DeepAFx(nn.Module):
         chain_spec: the :class:`~fxlib.chain.FxChain` spec (dict).
         encoder_config: :meth:`Encoder.to_config` without ``num_params`` (taken from the chain).
         context: encoder input length in samples; frame: samples per parameter vector (hop).
+        inference: ``"hop"`` or ``"song"`` (:data:`INFERENCE`), how :meth:`process` sets the chain.
 
     Attributes:
         names: the learned parameters ``"<effect>.<param>"``; effect_sizes: learned count per effect.
         default_unit: ``(P,)`` the chain's default parameter vector in [0, 1].
     """
 
-    def __init__(self, chain_spec: Mapping, encoder_config: Mapping, context: int, frame: int) -> None:
+    def __init__(self, chain_spec: Mapping, encoder_config: Mapping, context: int, frame: int,
+                 inference: str = "hop") -> None:
         super().__init__()
         if not 0 < frame <= context:
             raise SpecError(f"frame ({frame}) must be positive and at most the context ({context})")
+        if inference not in INFERENCE:
+            raise SpecError(f"inference must be one of {', '.join(map(repr, INFERENCE))}, got {inference!r}")
+        self.inference = inference
         self.chain_spec = dict(chain_spec)
         self.context, self.frame = int(context), int(frame)
         with FxChain.from_spec(self.chain_spec) as chain:
@@ -70,11 +82,13 @@ class DeepAFx(nn.Module):
     def config(self) -> dict[str, Any]:
         """What :meth:`from_config` needs (stored in checkpoints)."""
         return {"chain_spec": self.chain_spec, "encoder_config": self.encoder_config,
-                "context": self.context, "frame": self.frame}
+                "context": self.context, "frame": self.frame, "inference": self.inference}
 
     @classmethod
     def from_config(cls, config: Mapping) -> "DeepAFx":
-        return cls(config["chain_spec"], config["encoder_config"], config["context"], config["frame"])
+        """The model a :meth:`config` describes (one written without ``inference`` is ``"hop"``)."""
+        return cls(config["chain_spec"], config["encoder_config"], config["context"], config["frame"],
+                   config.get("inference", "hop"))
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, map_location: str = "cpu") -> "DeepAFx":
@@ -110,15 +124,18 @@ class DeepAFx(nn.Module):
         return torch.cat(out).double().numpy()
 
     def process(self, audio: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-        """Process a whole file with time-varying parameters.
+        """Process a whole file: per-hop parameters, or their mean over the file (``self.inference``).
 
         Args:
             audio: float32 ``(C, T)`` at the chain's sample rate.
 
         Returns:
-            ``(output (C, T) float32, params (N, P) in [0, 1])``, output aligned with the input.
+            ``(output (C, T) float32, params (N, P) in [0, 1])``: the output aligned with the
+            input, and the parameter vector the chain ran with at each hop (``"song"``: N equal rows).
         """
         u = self.predict(audio, batch_size)
+        if self.inference == "song":
+            u = np.repeat(u.mean(axis=0, keepdims=True), len(u), axis=0)
         return render_curve(self.chain_spec, audio, u, self.frame), u
 
     def write_curves(self, u: np.ndarray, path: str | os.PathLike) -> None:

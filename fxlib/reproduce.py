@@ -317,7 +317,8 @@ def write_report(paper: Path, tasks: Sequence[str], outcomes: Sequence[Outcome] 
         "Each task trains the encoder to drive a real effect chain through SPSA gradients, then compares on the "
         "test split: the unprocessed `input`, the chain at its defaults (`chain-default`), the chain at the "
         "single best fixed parameter vector (`chain-best-fixed`), the model (`deepafx`, parameters varying "
-        "over time) and the task's own baselines. The best value of each column is in bold; "
+        "over time, or their mean over each song where the task's profile sets `inference=\"song\"`; then "
+        "`deepafx-hop` is the same model hop by hop) and the task's own baselines. The best value of each column is in bold; "
         "lower is better except where a task says otherwise (loudness difference: closest to 0).",
         "",
     ]

@@ -309,7 +309,8 @@ class Trainer:
             curves = curve_ranges(chain.names, self.profile.curves)
         encoder_config = {"backbone": self.profile.backbone, "pooling": self.profile.pooling, "curves": curves,
                           "sample_rate": self.task.sample_rate}
-        self.model = DeepAFx(self.spec, encoder_config, self.profile.context, self.profile.frame).to(self.device)
+        self.model = DeepAFx(self.spec, encoder_config, self.profile.context, self.profile.frame,
+                             self.profile.inference).to(self.device)
         margin = self.profile.stage1_margin
         #: ``(P,)``: what stage 1 regresses and the anchor holds: the defaults, at least ``stage1_margin``
         #: from 0 and 1, so that no sigmoid output starts saturated (see :class:`~fxlib.tasks.Profile`).

@@ -104,7 +104,8 @@ def test_smoke_training_writes_the_table(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((tmp_path / "results" / "mastering.json").read_text())
-    assert set(results["systems"]) == {"input", "chain-default", "chain-best-fixed", "deepafx", "matchering"}
+    assert set(results["systems"]) == {"input", "chain-default", "chain-best-fixed", "deepafx", "deepafx-hop",
+                                       "matchering"}
     for row in results["systems"].values():
         assert {"loudness_error_lufs", "true_peak_error_db", "spectral_balance_distance",
                 "loudness_difference_lufs"} <= set(row)

@@ -187,6 +187,26 @@ def test_render_curve_constant_equals_chain_process():
     np.testing.assert_allclose(render_curve(spec, x, u, 1024), expected, atol=1e-6)
 
 
+def test_song_inference_runs_the_chain_at_the_mean_of_the_hop_predictions():
+    torch.manual_seed(0)
+    hop = DeepAFx(chain_spec("amp-builtin"), {"backbone": "small"}, 4096, 1024).eval()
+    song = DeepAFx.from_config({**hop.config(), "inference": "song"}).eval()
+    song.encoder.load_state_dict(hop.encoder.state_dict())
+    x = np.random.default_rng(2).uniform(-0.3, 0.3, (1, 9000)).astype(np.float32)
+    per_hop = hop.predict(x)
+    y, u = song.process(x)
+    assert u.shape == per_hop.shape == (9, song.num_params)
+    np.testing.assert_allclose(u, np.repeat(per_hop.mean(axis=0, keepdims=True), 9, axis=0))
+    np.testing.assert_allclose(y, render_curve(song.chain_spec, x, per_hop.mean(axis=0), 1024), atol=1e-6)
+    assert not np.allclose(y, hop.process(x)[0], atol=1e-6)  # per hop, the chain's settings change
+    legacy = {k: v for k, v in hop.config().items() if k != "inference"}  # a checkpoint from before the option
+    assert DeepAFx.from_config(legacy).inference == "hop"
+    with pytest.raises(SpecError, match="inference"):
+        DeepAFx.from_config({**hop.config(), "inference": "file"})
+    with pytest.raises(SpecError, match="inference"):
+        get_task("amp").profile("smoke").override(inference="file")
+
+
 def test_anchor_loss_holds_only_the_untrained_parameters_at_their_defaults():
     default = torch.full((2, 5), 0.5)
     params = default.clone()

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import SpecError
+from ..model import INFERENCE
 from ..params import closest
 
 #: The task names: one module per task in this package (``amp``, ``breath``, ``mastering``).
@@ -72,6 +73,11 @@ class Profile:
     Baseline:
         fixed_steps: SPSA steps fitting the single best fixed parameter vector;
         fixed_lr: their Adam learning rate (on the unit vector itself).
+    Inference:
+        inference: how the trained model sets the chain over a whole file
+            (:data:`fxlib.model.INFERENCE`): ``"hop"``, a parameter vector per hop (the paper's);
+            ``"song"``, the mean of those vectors over the file, for targets made with the chain
+            set once per file.
     """
 
     data_seconds: float = 240.0
@@ -104,10 +110,14 @@ class Profile:
     anchor: float = 1.0
     fixed_steps: int = 500
     fixed_lr: float = 1e-3
+    inference: str = "hop"
 
     def __post_init__(self) -> None:
         if not 0 <= self.stage1_margin < 0.5:
             raise SpecError(f"profile setting stage1_margin must be in [0, 0.5), got {self.stage1_margin}")
+        if self.inference not in INFERENCE:
+            raise SpecError(f"profile setting inference must be one of {', '.join(map(repr, INFERENCE))}, "
+                            f"got {self.inference!r}")
 
     def override(self, **changes: Any) -> "Profile":
         """A copy with some settings changed (unknown names raise :class:`SpecError`)."""
