@@ -10,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from fxlib import reproduce
 from fxlib.atomic import write_json
-from fxlib.reproduce import Job, Outcome, paper_comparison, run_jobs, task_parameters, write_report
+from fxlib.reproduce import Job, Outcome, at_a_glance, paper_comparison, run_jobs, task_parameters, write_report
 
 KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
           "language_info": {"name": "python"}}
@@ -138,6 +138,13 @@ def test_the_report_shows_every_task_and_says_the_paper_gives_no_figures(tmp_pat
     assert "failed in cell 5" in text  # the failed task says why it has no results
     assert text.count("none are recorded for this task") == 2  # no invented paper figures
     assert "python -m fxlib.reproduce" in text and "22.5 min" in text and "2 CPUs" in text
+
+
+def test_the_glance_compares_the_model_with_baselines_not_with_its_hop_by_hop_row():
+    results = fake_results("mastering")
+    results["systems"] = {**SYSTEMS, "deepafx-hop": {"loss": 1.7, "mfcc_cosine": 0.01}}
+    text = at_a_glance(["mastering"], {"mastering": results})
+    assert "| 1.5 | chain-best-fixed (2) |" in text
 
 
 def test_the_paper_figures_sit_beside_ours_when_a_task_gives_them():
