@@ -149,8 +149,8 @@ def curve_ranges(names: Sequence[str], patterns: Mapping[str, int]) -> list[list
     Args:
         names: the chain's learned parameters, ``"<effect>.<param>"``, in order.
         patterns: ``{regular expression: knots}``; the names a pattern matches in full form one
-            curve, and must be consecutive (for example ``{r"geq\.g_\d+": 11}``: the 32 band
-            gains of the LSP graphic EQ, 11 knots an octave apart). A task's patterns may name
+            curve, and must be consecutive (for example ``{r"geq\.g_\d+": 6}``: the 32 band
+            gains of the LSP graphic EQ, 6 knots two octaves apart). A task's patterns may name
             the curves of several chains: a pattern that matches no name of this chain is left
             out, with a warning.
 

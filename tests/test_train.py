@@ -282,4 +282,4 @@ def test_curve_ranges_find_the_consecutive_parameters_of_a_pattern():
 def test_the_mastering_eq_curve_fits_the_papers_chain():
     from fxlib.tasks.mastering import EQ_CURVE
     names = list(DeepAFx(chain_spec("mastering-lv2"), {}, 4096, 1024).names)
-    assert curve_ranges(names, EQ_CURVE) == [[16, 48, 11]]  # g_0 .. g_31, not g_out
+    assert curve_ranges(names, EQ_CURVE) == [[16, 48, 6]]  # g_0 .. g_31, not g_out
