@@ -26,18 +26,19 @@ after 12 epochs without a better validation loss (the validation loss jumps from
 under SPSA noise, and 6 stopped the compressor's phase at epoch 13), the EQ's 32 band gains are
 predicted as a curve through 6 knots two octaves apart (:data:`EQ_CURVE`; one by one, SPSA noise
 leaves them jagged; against 11 knots an octave apart, as in commit 6a9a675, two training seeds each
-give mixed evidence: MFCC trajectory distance 0.0270 and 0.0286 with 6 knots for seeds 0 and 1,
-0.0385 and 0.0241 with 11, the input's 0.0374; loudness error 0.79 and 0.82 LU with 6, 0.41 and
-0.64 with 11, matchering's 0.80), the spectral loss drops its time-domain term and gains level
-terms (:data:`LOSS_OPTIONS`), the encoder also sees the centre of its 0.93 s context
-(``pooling="centre"``), stage 1 regresses the defaults moved 0.1 inside [0, 1] (``stage1_margin``:
-Calf's makeup gains default to their lower bound, where the sigmoid saturates), SPSA averages 6
-draws per step, and the EQ's phase starts at 0.4 times the compressor's learning rate
-(``phase_lr_factor``). The trained model sets the chain once per song (``inference="song"``: the
-mean of its per-hop predictions, :data:`fxlib.model.INFERENCE`), as the targets were made. The
-results also hold the same model hop by hop (``deepafx-hop``): in the committed quick run it comes
-closer in loudness (error 0.68 LU against 0.79) and further on the MFCC, modulation-spectrum,
-spectral and true-peak metrics and the loss.
+(``fxlib train --task mastering --profile quick --seed 0``, then ``1``) give mixed evidence: MFCC
+trajectory distance 0.0270 and 0.0286 with 6 knots for seeds 0 and 1, 0.0385 and 0.0241 with 11,
+the input's 0.0374; loudness error 0.79 and 0.82 LU with 6, 0.41 and 0.64 with 11, matchering's
+0.80), the spectral loss drops its time-domain term and gains level terms (:data:`LOSS_OPTIONS`),
+the encoder also sees the centre of its 0.93 s context (``pooling="centre"``), stage 1 regresses
+the defaults moved 0.1 inside [0, 1] (``stage1_margin``: Calf's makeup gains default to their lower
+bound, where the sigmoid saturates), SPSA averages 6 draws per step, and the EQ's phase starts at
+0.4 times the compressor's learning rate (``phase_lr_factor``). The trained model sets the chain
+once per song (``inference="song"``: the mean of its per-hop predictions,
+:data:`fxlib.model.INFERENCE`), as the targets were made. The results also hold the same model hop
+by hop (``deepafx-hop``): in the committed quick run it comes closer in loudness (error 0.68 LU
+against 0.79) and further on the MFCC, modulation-spectrum, spectral and true-peak metrics and the
+loss.
 
 What the quick run learns (``paper/results/mastering.md``): no epoch of the EQ's phase betters the
 compressor phase's validation loss (3.55 at best against 3.32, ``runs/mastering-quick/log.csv``),
