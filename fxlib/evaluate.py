@@ -5,8 +5,8 @@ Systems (each processes every whole test file):
 * ``input``: the unprocessed input;
 * ``chain-default``: the chain at its default parameters;
 * ``chain-best-fixed``: the chain at the single parameter vector that fits the training set
-  best (no encoder), fitted by :meth:`fxlib.train.Trainer.fit_fixed`;
-* ``deepafx``: the model, with time-varying parameters (one vector per hop) or, for a model
+  best (no encoder), fitted by :meth:`fxlib.train.Trainer.fit_fixed`, then its level trim;
+* ``deepafx``: the model (its level trim included, :attr:`fxlib.model.DeepAFx.trim_db`), with time-varying parameters (one vector per hop) or, for a model
   that sets the chain once per file (``inference="song"``, :data:`fxlib.model.INFERENCE`),
   the mean of those vectors; such a model also gets the row ``deepafx-hop``, hop by hop;
 * the task's own baselines (:attr:`fxlib.tasks.Task.baselines`), such as a classic gate.
@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
@@ -31,7 +32,7 @@ import torch
 
 from .atomic import write_json, write_text
 from .data.paired import PairedDataset
-from .errors import FxError
+from .errors import FxError, SpecError
 from .losses import get_loss
 from .metrics import compute_all
 from .model import DeepAFx, render_curve
@@ -82,20 +83,48 @@ def evaluate_systems(systems: Mapping[str, System], dataset: PairedDataset, loss
     return results
 
 
-def standard_systems(model: DeepAFx, fixed_unit: np.ndarray | None) -> dict[str, System]:
+@dataclass(frozen=True)
+class FixedSetting:
+    """The best fixed baseline of a run (``<run>/fixed.json``, :meth:`fxlib.train.Trainer.fit_fixed`).
+
+    Attributes:
+        unit: ``(P,)`` the parameter vector in [0, 1].
+        trim_db: its level trim, a gain after the chain in dB (0 when the profile measures none).
+    """
+
+    unit: np.ndarray
+    trim_db: float = 0.0
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> "FixedSetting | None":
+        """The run's fixed setting, or None when it has no ``fixed.json`` (one written without a
+        trim is untrimmed)."""
+        path = Path(run_dir) / "fixed.json"
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        if "unit" not in data:
+            raise SpecError(f"{path} holds no parameter vector (key 'unit'); delete it to fit the baseline again")
+        return cls(np.array(data["unit"], dtype=np.float64), float(data.get("trim_db", 0.0)))
+
+    def render(self, model: DeepAFx, audio: np.ndarray) -> np.ndarray:
+        """``audio (C, T)`` through ``model``'s chain at this setting, then the trim: ``(C, T)``."""
+        return render_curve(model.chain_spec, audio, self.unit, model.frame, self.trim_db)
+
+
+def standard_systems(model: DeepAFx, fixed: FixedSetting | None) -> dict[str, System]:
     """The task-independent systems: input, chain at defaults, chain at best fixed, the model (and
     ``deepafx-hop``, the model hop by hop, when it sets the chain once per file)."""
-    spec, frame = model.chain_spec, model.frame
     default = model.default_unit.double().numpy()
     systems: dict[str, System] = {
         "input": lambda x: x,
-        "chain-default": lambda x: render_curve(spec, x, default, frame),
+        "chain-default": lambda x: render_curve(model.chain_spec, x, default, model.frame),
     }
-    if fixed_unit is not None:
-        systems["chain-best-fixed"] = lambda x: render_curve(spec, x, fixed_unit, frame)
+    if fixed is not None:
+        systems["chain-best-fixed"] = lambda x: fixed.render(model, x)
     systems["deepafx"] = lambda x: model.process(x)[0]
     if model.inference == "song":
-        systems["deepafx-hop"] = lambda x: render_curve(spec, x, model.predict(x), frame)
+        systems["deepafx-hop"] = lambda x: model.render(x, model.predict(x))
     return systems
 
 
@@ -162,8 +191,7 @@ def evaluate_run(run_dir: str | os.PathLike, results_dir: str | os.PathLike = "p
     state = torch.load(best, map_location="cpu", weights_only=False)
     run = state["run"]
     model = DeepAFx.from_checkpoint(best)
-    fixed_path = run_dir / "fixed.json"
-    fixed = np.array(json.loads(fixed_path.read_text())["unit"]) if fixed_path.exists() else None
+    fixed = FixedSetting.load(run_dir)
     task = get_task(run["task"])
     rate = int(model.sample_rate)
     test = PairedDataset(run["data_root"], "test", rate, model.channels)

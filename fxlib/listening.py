@@ -340,7 +340,7 @@ def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike]
     import torch
 
     from .data.paired import PairedDataset
-    from .evaluate import standard_systems
+    from .evaluate import FixedSetting, standard_systems
     from .model import DeepAFx
     from .tasks import TASKS, get_task
 
@@ -356,8 +356,7 @@ def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike]
             raise DataNotFoundError(f"{run} holds no trained model (best.pt); train first with `fxlib train`")
         state = torch.load(best, map_location="cpu", weights_only=False)
         model = DeepAFx.from_checkpoint(best)
-        fixed_path = run / "fixed.json"
-        fixed = np.array(json.loads(fixed_path.read_text())["unit"]) if fixed_path.is_file() else None
+        fixed = FixedSetting.load(run)
         roots.add(str(Path(state["run"]["data_root"]).resolve()))
         formats.add((int(model.sample_rate), int(model.channels)))
         tasks.add(state["run"]["task"])

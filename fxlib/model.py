@@ -5,7 +5,9 @@ this module holds what a checkpoint needs to rebuild the model (the chain spec, 
 config, the inference mode) and inference on whole files: one parameter vector per hop,
 predicted from the context window centred on that hop (``"hop"``, the paper's time-varying
 parameters) or their mean over the file (``"song"``, :data:`INFERENCE`), the chain streaming
-through the file so its state carries across hops, the chain's latency compensated.
+through the file so its state carries across hops, the chain's latency compensated, and the
+output level trimmed by the model's ``trim_db`` (0 unless training measured one, see
+:meth:`fxlib.train.Trainer.trim_level`).
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ class DeepAFx(nn.Module):
         encoder_config: :meth:`Encoder.to_config` without ``num_params`` (taken from the chain).
         context: encoder input length in samples; frame: samples per parameter vector (hop).
         inference: ``"hop"`` or ``"song"`` (:data:`INFERENCE`), how :meth:`process` sets the chain.
+        trim_db: a gain after the chain, in dB, applied by :meth:`render` and :meth:`process`:
+            the level trim measured on the training split after training (:func:`fxlib.train.level_trim`).
 
     Attributes:
         names: the learned parameters ``"<effect>.<param>"``; effect_sizes: learned count per effect.
@@ -49,13 +53,16 @@ class DeepAFx(nn.Module):
     """
 
     def __init__(self, chain_spec: Mapping, encoder_config: Mapping, context: int, frame: int,
-                 inference: str = "hop") -> None:
+                 inference: str = "hop", trim_db: float = 0.0) -> None:
         super().__init__()
         if not 0 < frame <= context:
             raise SpecError(f"frame ({frame}) must be positive and at most the context ({context})")
         if inference not in INFERENCE:
             raise SpecError(f"inference must be one of {', '.join(map(repr, INFERENCE))}, got {inference!r}")
+        if not np.isfinite(trim_db):
+            raise SpecError(f"trim_db must be a finite gain in dB, got {trim_db}")
         self.inference = inference
+        self.trim_db = float(trim_db)
         self.chain_spec = dict(chain_spec)
         self.context, self.frame = int(context), int(frame)
         with FxChain.from_spec(self.chain_spec) as chain:
@@ -82,13 +89,14 @@ class DeepAFx(nn.Module):
     def config(self) -> dict[str, Any]:
         """What :meth:`from_config` needs (stored in checkpoints)."""
         return {"chain_spec": self.chain_spec, "encoder_config": self.encoder_config,
-                "context": self.context, "frame": self.frame, "inference": self.inference}
+                "context": self.context, "frame": self.frame, "inference": self.inference, "trim_db": self.trim_db}
 
     @classmethod
     def from_config(cls, config: Mapping) -> "DeepAFx":
-        """The model a :meth:`config` describes (one written without ``inference`` is ``"hop"``)."""
+        """The model a :meth:`config` describes (one written without ``inference`` is ``"hop"``,
+        without ``trim_db`` untrimmed)."""
         return cls(config["chain_spec"], config["encoder_config"], config["context"], config["frame"],
-                   config.get("inference", "hop"))
+                   config.get("inference", "hop"), config.get("trim_db", 0.0))
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, map_location: str = "cpu") -> "DeepAFx":
@@ -136,7 +144,15 @@ class DeepAFx(nn.Module):
         u = self.predict(audio, batch_size)
         if self.inference == "song":
             u = np.repeat(u.mean(axis=0, keepdims=True), len(u), axis=0)
-        return render_curve(self.chain_spec, audio, u, self.frame), u
+        return self.render(audio, u), u
+
+    def render(self, audio: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The chain at parameters ``u`` (``(N, P)``, one row per hop, or ``(P,)``), then the level trim.
+
+        Shape:
+            audio ``(C, T)`` -> ``(C, T)`` float32 (see :func:`render_curve`).
+        """
+        return render_curve(self.chain_spec, audio, u, self.frame, self.trim_db)
 
     def write_curves(self, u: np.ndarray, path: str | os.PathLike) -> None:
         """Write the parameter curves as CSV: time (s) of each hop's centre, then native values."""
@@ -174,11 +190,13 @@ def curve_ranges(names: Sequence[str], patterns: Mapping[str, int]) -> list[list
     return ranges
 
 
-def render_curve(chain_spec: Mapping, audio: np.ndarray, u: np.ndarray, frame: int) -> np.ndarray:
+def render_curve(chain_spec: Mapping, audio: np.ndarray, u: np.ndarray, frame: int,
+                 gain_db: float = 0.0) -> np.ndarray:
     """Stream ``audio`` through a fresh chain with one parameter vector per hop of ``frame`` samples.
 
     Args:
         audio: float32 ``(C, T)``; u: ``(N, P)`` (or ``(P,)`` for constant parameters).
+        gain_db: a gain applied to the chain's output, in dB (a trained system's level trim).
 
     Returns:
         float32 ``(C, T)``, the chain's latency compensated (the tail is flushed with zeros).
@@ -196,8 +214,10 @@ def render_curve(chain_spec: Mapping, audio: np.ndarray, u: np.ndarray, frame: i
         blocks = [chain.stream(padded[:, i * frame:(i + 1) * frame], u[i]) for i in range(n)]
         if chain.latency:
             blocks.append(chain.stream(padded[:, n * frame:], u[-1]))
-        out = np.concatenate(blocks, axis=1)
-        return np.ascontiguousarray(out[:, chain.latency:chain.latency + audio.shape[1]])
+        out = np.concatenate(blocks, axis=1)[:, chain.latency:chain.latency + audio.shape[1]]
+    if gain_db:
+        out = out * np.float32(10 ** (gain_db / 20))
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def write_curves_csv(chain_spec: Mapping, u: np.ndarray, frame: int, path: str | os.PathLike) -> None:

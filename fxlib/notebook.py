@@ -7,7 +7,6 @@ the plotting and audio helpers show the results.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shlex
@@ -24,7 +23,8 @@ from .data.audio import save_audio
 from .data.paired import PairedDataset
 from .errors import SpecError
 from .metrics import loudness_lufs
-from .model import DeepAFx, render_curve
+from .evaluate import FixedSetting
+from .model import DeepAFx
 from .params import Param
 
 
@@ -172,8 +172,7 @@ def examples(run_dir: str | os.PathLike, count: int = 2, seconds: float = 5.0,
         raise FileNotFoundError(f"{run_dir} holds no trained model (best.pt); run the task first")
     model = DeepAFx.from_checkpoint(best)
     state = torch.load(best, map_location="cpu", weights_only=False)
-    fixed_path = run_dir / "fixed.json"
-    fixed = np.array(json.loads(fixed_path.read_text())["unit"]) if fixed_path.exists() else None
+    fixed = FixedSetting.load(run_dir)
     rate = int(model.sample_rate)
     with _in_folder(project_root()):
         dataset = PairedDataset(state["run"]["data_root"], split, rate, model.channels)
@@ -185,7 +184,7 @@ def examples(run_dir: str | os.PathLike, count: int = 2, seconds: float = 5.0,
         y, u = model.process(x)
         events = [e for e in (pair.info or {}).get("events", []) if e["start"] < n / rate]
         found.append(Example(pair.id, rate, 0.0, x, target, y,
-                             None if fixed is None else render_curve(model.chain_spec, x, fixed, model.frame),
+                             None if fixed is None else fixed.render(model, x),
                              u, model.frame, model.chain_spec, events))
     return found
 

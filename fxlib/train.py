@@ -9,6 +9,10 @@ Phases, in order, each with its own Adam optimiser, ReduceLROnPlateau and early 
   :class:`~fxlib.layer.BlackBoxFx` with SPSA gradients, the loss against the target audio,
   plus :func:`anchor_loss` holding the effects not trained yet at their defaults.
 
+After the phases, a profile with ``level_trim`` measures the trained model's level trim on the
+training split (:meth:`Trainer.trim_level`, :func:`level_trim`); the best fixed baseline gets its
+own (:meth:`Trainer.fit_fixed`).
+
 Everything a run needs to go on is in ``<out>/checkpoint.pt``, written atomically every
 ``checkpoint_every`` steps and at each epoch's end: model, optimiser, scheduler, phase,
 epoch, step, early-stopping counters, every random generator. Started again on the same
@@ -31,7 +35,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -46,7 +50,8 @@ from .data.windows import RandomClips, StreamingWindows, context_lead
 from .errors import FxError, SpecError
 from .layer import BlackBoxFx
 from .losses import get_loss
-from .model import DeepAFx, curve_ranges
+from .metrics import loudness_lufs
+from .model import DeepAFx, curve_ranges, render_curve
 from .presets import chain_spec
 from .tasks import Profile, Task, get_task
 
@@ -231,6 +236,33 @@ def render_loss(fx: BlackBoxFx, batch: dict, params: torch.Tensor, targets: Stre
         keep = valid.to(params.device)
         return loss_fn(out[keep], target[keep])
     return loss_fn(out, target)
+
+
+def level_trim(system: Callable[[np.ndarray], np.ndarray], dataset: PairedDataset) -> float:
+    """The gain, in dB, that brings a system's mean loudness difference from the targets to 0.
+
+    ``-mean_i (L(system(x_i)) - L(y_i))`` over the files of ``dataset``, ``L`` the integrated
+    loudness (BS.1770) of the whole file in LUFS. A gain of ``g`` dB after the system moves each
+    ``L`` by ``g`` LU (blocks that cross the -70 LUFS gate aside), so the trimmed system is neither
+    louder nor quieter than the targets on average over these files.
+
+    Args:
+        system: ``f(x (C, T)) -> y (C, T)`` at the dataset's sample rate.
+
+    Raises:
+        DataError: when a file's output or target is silent (below the -70 LUFS gate): it has
+            no level to match.
+    """
+    differences = []
+    for (x, target), pair in zip(dataset, dataset.pairs):
+        out_lufs, target_lufs = loudness_lufs(system(x), dataset.sample_rate), loudness_lufs(target, dataset.sample_rate)
+        if not np.isfinite(out_lufs - target_lufs):
+            raise DataError(f"level trim: pair {pair.id!r} has a silent {'output' if np.isfinite(target_lufs) else 'target'}"
+                            f" (below the -70 LUFS gate), so no level to match")
+        differences.append(out_lufs - target_lufs)
+    if not differences:
+        raise DataError(f"level trim: {dataset!r} holds no files")
+    return -float(np.mean(differences))
 
 
 def anchor_loss(params: torch.Tensor, default: torch.Tensor, n_trained: int, weight: float) -> torch.Tensor:
@@ -492,6 +524,31 @@ class Trainer:
         loss = render_loss(fx, batch, params[:, :n_params], targets, self.loss_fn)
         return loss + anchor_loss(params, start, n_params, self.profile.anchor)
 
+    def trim_level(self) -> float:
+        """Measure the trained model's level trim on the training split and store it in best.pt.
+
+        With the profile's ``level_trim`` only: :func:`level_trim` of the model as it processes
+        whole files (:meth:`DeepAFx.process`), written atomically into best.pt's model config
+        (``trim_db``, :attr:`DeepAFx.trim_db`) and its record (``level_trim``). A best.pt that
+        holds a record keeps its trim, so a finished run measures it once.
+
+        Returns:
+            the trim in dB (0 without ``level_trim``).
+        """
+        if not self.profile.level_trim:
+            return 0.0
+        best = self.out / "best.pt"
+        state = torch.load(best, map_location="cpu", weights_only=False)
+        if "level_trim" in state:
+            return float(state["level_trim"]["trim_db"])
+        model = DeepAFx.from_checkpoint(best)
+        trim = level_trim(lambda x: model.process(x)[0], self.train_set)
+        state["model_config"]["trim_db"] = trim
+        state["level_trim"] = {"trim_db": trim, "split": "train", "files": len(self.train_set)}
+        self._save(state, "best.pt")
+        log.info("level trim of the model: %+.2f dB (training split)", trim)
+        return trim
+
     def fit_fixed(self) -> np.ndarray:
         """The single parameter vector ``(P,)`` that fits the training set best (the baseline).
 
@@ -499,11 +556,16 @@ class Trainer:
         whole chain with the same windows, loss and SPSA settings as stage 2, for
         ``fixed_steps`` steps. Every ``steps_per_epoch`` steps the vector is scored on the
         validation clips, and the best scored (the defaults included) is kept, as early
-        stopping keeps the model's best epoch. Cached in ``<out>/fixed.json``.
+        stopping keeps the model's best epoch. With the profile's ``level_trim``, the vector's
+        own trim follows (:func:`level_trim`, key ``trim_db``). Cached in ``<out>/fixed.json``;
+        a cached vector without the trim that the profile asks for gets it added.
         """
         path = self.out / "fixed.json"
         if path.exists():
-            return np.array(json.loads(path.read_text())["unit"])
+            cached = json.loads(path.read_text())
+            if self.profile.level_trim and "trim_db" not in cached:
+                self._write_fixed(path, {**cached, "trim_db": self._fixed_trim(np.array(cached["unit"]))})
+            return np.array(cached["unit"])
         p, k = self.profile, len(self.model.effect_sizes)
         u = nn.Parameter(self.model.default_unit.clone())
         opt = torch.optim.Adam([u], lr=p.fixed_lr)
@@ -532,10 +594,21 @@ class Trainer:
                 bar.close()
             unit = best_unit.double().numpy()
             native = {name: (v if isinstance(v, str) else float(v)) for name, v in fx.chain.to_native(unit).items()}
-        if self.rank == 0:
-            write_json(path, {"unit": unit.tolist(), "native": native, "steps": p.fixed_steps,
-                              "valid_loss": best, "valid_losses": scores})
+        fixed = {"unit": unit.tolist(), "native": native, "steps": p.fixed_steps, "valid_loss": best,
+                 "valid_losses": scores}
+        if p.level_trim:
+            fixed["trim_db"] = self._fixed_trim(unit)
+        self._write_fixed(path, fixed)
         return unit
+
+    def _fixed_trim(self, unit: np.ndarray) -> float:
+        trim = level_trim(lambda x: render_curve(self.spec, x, unit, self.profile.frame), self.train_set)
+        log.info("level trim of the best fixed vector: %+.2f dB (training split)", trim)
+        return trim
+
+    def _write_fixed(self, path: Path, fixed: dict) -> None:
+        if self.rank == 0:
+            write_json(path, fixed)
 
     @torch.no_grad()
     def validate(self, k: int, fixed: torch.Tensor | None = None) -> float:
@@ -580,7 +653,8 @@ def train_and_evaluate(task: str, profile: str | Profile, out: str | os.PathLike
                        chain: str | None = None, seed: int = 0, results: str | os.PathLike = "paper/results",
                        device: str | None = None, checkpoint_every: int = 25, progress: bool = True,
                        command: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The whole of ``fxlib train``: train (or resume), fit the best fixed vector, evaluate.
+    """The whole of ``fxlib train``: train (or resume), trim the level (a profile's ``level_trim``),
+    fit the best fixed vector, evaluate.
 
     Arguments as for :class:`Trainer`; ``results`` is the folder of ``<task>.json`` and ``.md``,
     ``command`` the command recorded in them (default: this process's), ``extra`` more facts
@@ -598,6 +672,7 @@ def train_and_evaluate(task: str, profile: str | Profile, out: str | os.PathLike
     trainer.fit()
     if trainer.rank != 0:
         return None
+    trainer.trim_level()
     trainer.fit_fixed()
     facts = {"wall_seconds": round(time.monotonic() - started, 1), **(extra or {})}
     return evaluate_run(out, results, extra=facts, command=command)

@@ -17,7 +17,11 @@ from fxlib.errors import FxError, SpecError
 from fxlib.model import DeepAFx, curve_ranges, render_curve
 from fxlib.presets import chain_spec
 from fxlib.tasks import get_task
-from fxlib.train import StreamTargets, Trainer, anchor_loss, endless
+from fxlib.data.audio import DataError
+from fxlib.data.paired import PairedDataset
+from fxlib.evaluate import FixedSetting, standard_systems
+from fxlib.metrics import loudness_lufs
+from fxlib.train import StreamTargets, Trainer, anchor_loss, endless, level_trim
 
 CHAIN = "amp-builtin"  # deterministic and quick everywhere; the LV2 chain is exercised by `make reproduce`
 
@@ -205,6 +209,71 @@ def test_song_inference_runs_the_chain_at_the_mean_of_the_hop_predictions():
         DeepAFx.from_config({**hop.config(), "inference": "file"})
     with pytest.raises(SpecError, match="inference"):
         get_task("amp").profile("smoke").override(inference="file")
+
+
+def test_render_curve_gain_scales_the_output():
+    spec = chain_spec("amp-builtin")
+    x = np.random.default_rng(1).uniform(-0.3, 0.3, (1, 3000)).astype(np.float32)
+    u = np.full(DeepAFx(spec, {"backbone": "small"}, 4096, 1024).num_params, 0.3)
+    plain, quieter = render_curve(spec, x, u, 1024), render_curve(spec, x, u, 1024, gain_db=-6.0)
+    assert quieter.dtype == np.float32 and np.abs(plain).max() > 0.01
+    np.testing.assert_allclose(quieter, plain * 10 ** (-6 / 20), rtol=1e-5, atol=1e-7)
+
+
+def test_level_trim_is_the_mean_loudness_difference_reversed(data_root):
+    dataset = PairedDataset(data_root, "train", 22050, 1)
+    rate = dataset.sample_rate
+    expected = -np.mean([loudness_lufs(2 * x, rate) - loudness_lufs(y, rate) for x, y in dataset])
+    trim = level_trim(lambda x: 2 * x, dataset)
+    assert trim == pytest.approx(expected)
+    trimmed = [loudness_lufs(2 * x * 10 ** (trim / 20), rate) - loudness_lufs(y, rate) for x, y in dataset]
+    assert abs(np.mean(trimmed)) < 0.01  # the trimmed system is as loud as the targets on average
+    with pytest.raises(DataError, match="silent output"):
+        level_trim(lambda x: 0 * x, dataset)
+
+
+def test_level_trim_profile_trims_the_model_and_the_fixed_vector_once(data_root, tmp_path):
+    profile = get_task("amp").profile("smoke").override(level_trim=True)
+    trainer = Trainer("amp", profile, tmp_path, data_root=data_root, chain=CHAIN, progress=False)
+    trainer.fit()
+    untrimmed = DeepAFx.from_checkpoint(tmp_path / "best.pt")
+    assert untrimmed.trim_db == 0.0
+    expected = level_trim(lambda x: untrimmed.process(x)[0], trainer.train_set)
+    assert trainer.trim_level() == pytest.approx(expected) and expected != 0.0
+    model = DeepAFx.from_checkpoint(tmp_path / "best.pt")
+    assert model.trim_db == pytest.approx(expected)
+    x = trainer.train_set[0][0][:, :6000]
+    np.testing.assert_allclose(model.process(x)[0], untrimmed.process(x)[0] * 10 ** (expected / 20), rtol=1e-5, atol=1e-6)
+    assert trainer.trim_level() == pytest.approx(expected)  # measured once: the trimmed model is not trimmed again
+    assert DeepAFx.from_checkpoint(tmp_path / "best.pt").trim_db == pytest.approx(expected)
+
+    unit = trainer.fit_fixed()
+    fixed = FixedSetting.load(tmp_path)
+    np.testing.assert_array_equal(fixed.unit, unit)
+    assert fixed.trim_db == pytest.approx(level_trim(lambda x: render_curve(trainer.spec, x, unit, 1024),
+                                                     trainer.train_set))
+    systems = standard_systems(model, fixed)
+    np.testing.assert_allclose(systems["chain-best-fixed"](x), render_curve(trainer.spec, x, unit, 1024) *
+                               10 ** (fixed.trim_db / 20), rtol=1e-5, atol=1e-6)
+
+
+def test_fixed_setting_of_an_older_run_is_untrimmed_and_a_broken_one_named(tmp_path):
+    assert FixedSetting.load(tmp_path) is None
+    (tmp_path / "fixed.json").write_text(json.dumps({"unit": [0.5, 0.25]}))
+    fixed = FixedSetting.load(tmp_path)
+    assert fixed.trim_db == 0.0 and fixed.unit.tolist() == [0.5, 0.25]
+    (tmp_path / "fixed.json").write_text(json.dumps({"native": {}}))
+    with pytest.raises(SpecError, match="fixed.json holds no parameter vector"):
+        FixedSetting.load(tmp_path)
+
+
+def test_a_model_trim_must_be_finite_and_an_older_config_is_untrimmed():
+    model = DeepAFx(chain_spec("amp-builtin"), {"backbone": "small"}, 4096, 1024)
+    legacy = {k: v for k, v in model.config().items() if k != "trim_db"}
+    assert DeepAFx.from_config(legacy).trim_db == 0.0
+    assert DeepAFx.from_config({**model.config(), "trim_db": -1.5}).trim_db == -1.5
+    with pytest.raises(SpecError, match="trim_db"):
+        DeepAFx.from_config({**model.config(), "trim_db": float("nan")})
 
 
 def test_anchor_loss_holds_only_the_untrained_parameters_at_their_defaults():

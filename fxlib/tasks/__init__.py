@@ -78,6 +78,11 @@ class Profile:
             (:data:`fxlib.model.INFERENCE`): ``"hop"``, a parameter vector per hop (the paper's);
             ``"song"``, the mean of those vectors over the file, for targets made with the chain
             set once per file.
+        level_trim: after training, measure the gain (dB) that makes the model's outputs as loud
+            as the targets on average over the training split (integrated loudness of whole
+            files, :func:`fxlib.train.level_trim`) and apply it after the chain, to the model and
+            to the best fixed vector alike (each gets its own); for targets set to a loudness.
+            False: the paper's recipe, no gain after the chain.
     """
 
     data_seconds: float = 240.0
@@ -111,6 +116,7 @@ class Profile:
     fixed_steps: int = 500
     fixed_lr: float = 1e-3
     inference: str = "hop"
+    level_trim: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.stage1_margin < 0.5:
