@@ -318,7 +318,9 @@ def write_report(paper: Path, tasks: Sequence[str], outcomes: Sequence[Outcome] 
         "test split: the unprocessed `input`, the chain at its defaults (`chain-default`), the chain at the "
         "single best fixed parameter vector (`chain-best-fixed`), the model (`deepafx`, parameters varying "
         "over time, or their mean over each song where the task's profile sets `inference=\"song\"`; then "
-        "`deepafx-hop` is the same model hop by hop) and the task's own baselines. The best value of each column is in bold; "
+        "`deepafx-hop` is the same model hop by hop) and the task's own baselines. Where the task's profile sets "
+        "`level_trim`, the fixed vector and the model each get a gain after the chain, measured on the training "
+        "split, that makes them as loud as the training targets on average. The best value of each column is in bold; "
         "lower is better except where a task says otherwise (loudness difference: closest to 0).",
         "",
     ]

@@ -252,6 +252,10 @@ def test_level_trim_profile_trims_the_model_and_the_fixed_vector_once(data_root,
     np.testing.assert_array_equal(fixed.unit, unit)
     assert fixed.trim_db == pytest.approx(level_trim(lambda x: render_curve(trainer.spec, x, unit, 1024),
                                                      trainer.train_set))
+    cached = json.loads((tmp_path / "fixed.json").read_text())
+    (tmp_path / "fixed.json").write_text(json.dumps({k: v for k, v in cached.items() if k != "trim_db"}))
+    np.testing.assert_array_equal(trainer.fit_fixed(), unit)  # a vector fitted before the trim gets it added
+    assert FixedSetting.load(tmp_path).trim_db == pytest.approx(fixed.trim_db)
     systems = standard_systems(model, fixed)
     np.testing.assert_allclose(systems["chain-best-fixed"](x), render_curve(trainer.spec, x, unit, 1024) *
                                10 ** (fixed.trim_db / 20), rtol=1e-5, atol=1e-6)
