@@ -7,12 +7,15 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import ROOT, noise
 from fxlib.baselines import matchering
 from fxlib.data import DataError, Manifest, PairWriter, save_audio
 from fxlib.errors import AudioFormatError, FxError
+from fxlib.evaluate import FixedSetting
 from fxlib.metrics import loudness_lufs
+from fxlib.model import DeepAFx
 from fxlib.tasks import get_task
 
 SR = 22050
@@ -110,3 +113,7 @@ def test_smoke_training_writes_the_table(tmp_path):
         assert {"loudness_error_lufs", "true_peak_error_db", "spectral_balance_distance",
                 "loudness_difference_lufs"} <= set(row)
     assert "matchering" in (tmp_path / "results" / "mastering.md").read_text()
+    model = DeepAFx.from_checkpoint(tmp_path / "run" / "best.pt")  # the profile trims the level
+    record = torch.load(tmp_path / "run" / "best.pt", map_location="cpu", weights_only=False)["level_trim"]
+    assert record["split"] == "train" and record["trim_db"] == model.trim_db != 0.0
+    assert np.isfinite(FixedSetting.load(tmp_path / "run").trim_db)
