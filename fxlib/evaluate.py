@@ -6,9 +6,10 @@ Systems (each processes every whole test file):
 * ``chain-default``: the chain at its default parameters;
 * ``chain-best-fixed``: the chain at the single parameter vector that fits the training set
   best (no encoder), fitted by :meth:`fxlib.train.Trainer.fit_fixed`, then its level trim;
-* ``deepafx``: the model (its level trim included, :attr:`fxlib.model.DeepAFx.trim_db`), with time-varying parameters (one vector per hop) or, for a model
+* ``deepafx``: the model, with time-varying parameters (one vector per hop) or, for a model
   that sets the chain once per file (``inference="song"``, :data:`fxlib.model.INFERENCE`),
-  the mean of those vectors; such a model also gets the row ``deepafx-hop``, hop by hop;
+  the mean of those vectors; such a model also gets the row ``deepafx-hop``, hop by hop; both
+  rows with the model's level trim (:attr:`fxlib.model.DeepAFx.trim_db`);
 * the task's own baselines (:attr:`fxlib.tasks.Task.baselines`), such as a classic gate.
 
 Metrics: the training loss, those of :mod:`fxlib.metrics` and the task's own
