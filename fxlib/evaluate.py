@@ -103,8 +103,11 @@ class FixedSetting:
         path = Path(run_dir) / "fixed.json"
         if not path.is_file():
             return None
-        data = json.loads(path.read_text())
-        if "unit" not in data:
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise SpecError(f"{path} is not valid JSON ({e}); delete it to fit the baseline again") from e
+        if not isinstance(data, dict) or "unit" not in data:
             raise SpecError(f"{path} holds no parameter vector (key 'unit'); delete it to fit the baseline again")
         return cls(np.array(data["unit"], dtype=np.float64), float(data.get("trim_db", 0.0)))
 

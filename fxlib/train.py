@@ -48,6 +48,7 @@ from .data.audio import DataError
 from .data.paired import PairedDataset, read_manifest
 from .data.windows import RandomClips, StreamingWindows, context_lead
 from .errors import FxError, SpecError
+from .evaluate import FixedSetting
 from .layer import BlackBoxFx
 from .losses import get_loss
 from .metrics import loudness_lufs
@@ -562,10 +563,10 @@ class Trainer:
         """
         path = self.out / "fixed.json"
         if path.exists():
-            cached = json.loads(path.read_text())
-            if self.profile.level_trim and "trim_db" not in cached:
-                self._write_fixed(path, {**cached, "trim_db": self._fixed_trim(np.array(cached["unit"]))})
-            return np.array(cached["unit"])
+            fixed = FixedSetting.load(self.out)  # names a broken file
+            if self.profile.level_trim and "trim_db" not in (cached := json.loads(path.read_text())):
+                self._write_fixed(path, {**cached, "trim_db": self._fixed_trim(fixed.unit)})
+            return fixed.unit
         p, k = self.profile, len(self.model.effect_sizes)
         u = nn.Parameter(self.model.default_unit.clone())
         opt = torch.optim.Adam([u], lr=p.fixed_lr)

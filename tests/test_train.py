@@ -269,6 +269,9 @@ def test_fixed_setting_of_an_older_run_is_untrimmed_and_a_broken_one_named(tmp_p
     (tmp_path / "fixed.json").write_text(json.dumps({"native": {}}))
     with pytest.raises(SpecError, match="fixed.json holds no parameter vector"):
         FixedSetting.load(tmp_path)
+    (tmp_path / "fixed.json").write_text('{"unit": [0.5,')  # cut short
+    with pytest.raises(SpecError, match="fixed.json is not valid JSON"):
+        FixedSetting.load(tmp_path)
 
 
 def test_a_model_trim_must_be_finite_and_an_older_config_is_untrimmed():

@@ -41,8 +41,9 @@ further from the targets on every metric but ESR.
 
 Level trim: the four quick runs trained before it came out louder than the targets. Their
 test songs' mean loudness difference (``loudness_difference_lufs``) was +0.61 and +0.76 LU for
-seeds 0 and 1, +0.84 with twice the K-weighted level term (``w_loudness`` 1.0, seed 0) and +0.38
-with 11 knots (seed 1), so a heavier level term does not remove the bias; its cause is left open.
+seeds 0 and 1, +0.84 with twice the K-weighted level term (``w_loudness`` 1.0 in
+:data:`LOSS_OPTIONS`, seed 0) and +0.38 with 11 knots (:data:`EQ_CURVE`, seed 1), each run with
+that one setting edited, so a heavier level term does not remove the bias; its cause is left open.
 Untrimmed, the model's loudness error (0.79 and 0.82 LU for seeds 0 and 1) tied matchering's
 (0.80), and for seed 1 its true-peak error (3.06 dB) that of the best fixed vector (3.04). The
 trims measured on the training songs after training (:func:`fxlib.train.level_trim`, the
