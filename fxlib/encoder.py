@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import librosa
 import numpy as np
 import torch
 from torch import nn
@@ -49,60 +50,16 @@ from .errors import AudioFormatError
 
 
 # -- front end ---------------------------------------------------------------------------------
-def hz_to_mel(freq: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above."""
-    freq = np.asarray(freq, dtype=np.float64)
-    linear = freq * 3.0 / 200.0
-    log_part = 15.0 + np.log(np.maximum(freq, 1e-10) / 1000.0) * 27.0 / np.log(6.4)
-    return np.where(freq < 1000.0, linear, log_part)
-
-
-def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`hz_to_mel`."""
-    mel = np.asarray(mel, dtype=np.float64)
-    linear = mel * 200.0 / 3.0
-    log_part = 1000.0 * np.exp((mel - 15.0) * np.log(6.4) / 27.0)
-    return np.where(mel < 15.0, linear, log_part)
-
-
-def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int, f_min: float,
-                   f_max: float) -> np.ndarray:
-    """Triangular mel filters on the Slaney scale, each normalised to unit area (Slaney).
-
-    Filter ``m`` rises from edge ``m`` to centre ``m + 1`` and falls to edge ``m + 2`` of
-    ``n_mels + 2`` points equally spaced in mel between ``f_min`` and ``f_max``.
-
-    Args:
-        sample_rate: in Hz.
-        n_fft: FFT size in samples; the filters act on its ``n_fft // 2 + 1`` bins.
-        n_mels: number of filters.
-        f_min, f_max: lowest and highest edge in Hz.
-
-    Shape:
-        returns ``(n_mels, n_fft // 2 + 1)``, float64, non-negative.
-    """
-    bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bins[None, :] - lower) / (centre - lower)
-    falling = (upper - bins[None, :]) / (upper - centre)
-    triangles = np.maximum(0.0, np.minimum(rising, falling))
-    return triangles * (2.0 / (upper - lower))
-
-
-def mel_centres(sample_rate: float, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
-    """Centre frequency in Hz of each filter of :func:`mel_filterbank`, shape ``(n_mels,)``."""
-    return mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))[1:-1]
-
-
 class LogMel(nn.Module):
     """Log-mel spectrogram of multichannel audio, computed in torch (CPU or CUDA).
 
     Channels are mixed to mono by their mean before the STFT. The STFT uses a periodic Hann
     window of ``n_fft`` samples and centre padding (reflection), so frame ``k`` is centred on
     sample ``k * hop`` and there are ``1 + T // hop`` frames. The power spectrum ``|X|^2`` goes
-    through Slaney-scale, area-normalised triangular mel filters (:func:`mel_filterbank`, as
-    librosa's default); the output is ``log(mel_power + eps)`` (natural log).
+    through Slaney-scale, area-normalised triangular mel filters: ``librosa.filters.mel``
+    (``htk=False, norm="slaney"``) built in float64 and stored as float32; their centre
+    frequencies are ``librosa.mel_frequencies(n_mels + 2, fmin=f_min, fmax=f_max)[1:-1]``.
+    The output is ``log(mel_power + eps)`` (natural log).
 
     The window and the filterbank are buffers (they follow ``.to(device)``) rebuilt from the
     hyper-parameters, not saved in the ``state_dict``.
@@ -147,7 +104,8 @@ class LogMel(nn.Module):
         self.f_min = float(f_min)
         self.f_max = float(f_max)
         self.eps = float(eps)
-        fb = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max)
+        fb = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels, fmin=self.f_min,
+                                 fmax=self.f_max, htk=False, norm="slaney", dtype=np.float64)
         self.register_buffer("filterbank", torch.tensor(fb, dtype=torch.float32), persistent=False)
         self.register_buffer("window", torch.hann_window(self.n_fft, periodic=True), persistent=False)
 

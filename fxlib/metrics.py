@@ -42,6 +42,7 @@ import math
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Mapping
 
+import librosa
 import numpy as np
 import pyloudnorm
 import scipy.fft
@@ -152,45 +153,21 @@ def _match_mean_amplitude(output: np.ndarray, target: np.ndarray, metric: str) -
 
 # ---------------------------------------------------------------------------- mfcc_cosine
 
-SLANEY_LOG_STEP = math.log(6.4) / 27
-"""Natural-log width of one mel above 1 kHz on Slaney's scale (15 mels at 1 kHz)."""
-
-
-def _slaney_mel(freqs: np.ndarray) -> np.ndarray:
-    """Hz to mel on Slaney's scale: linear below 1 kHz (200/3 Hz a mel), logarithmic above."""
-    return np.where(freqs < 1000, freqs * 3 / 200, 15 + np.log(np.maximum(freqs, 1000) / 1000) / SLANEY_LOG_STEP)
-
-
-def _slaney_hz(mels: np.ndarray) -> np.ndarray:
-    """Mel on Slaney's scale to Hz; the inverse of :func:`_slaney_mel`."""
-    return np.where(mels < 15, mels * 200 / 3, 1000 * np.exp(SLANEY_LOG_STEP * (mels - 15)))
-
-
-def _mel_filterbank(sample_rate: int) -> np.ndarray:
-    """Slaney-style triangular mel filters, area-normalised; ``(MFCC_MELS, MFCC_FFT // 2 + 1)``."""
-    fft_freqs = np.fft.rfftfreq(MFCC_FFT, 1 / sample_rate)
-    edges = _slaney_hz(np.linspace(0.0, _slaney_mel(np.array(sample_rate / 2)), MFCC_MELS + 2))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (fft_freqs - lower) / (centre - lower)
-    falling = (upper - fft_freqs) / (upper - centre)
-    return np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (upper - lower))
-
-
 def _mfcc(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """MFCCs of one channel, ``(MFCC_COEFFICIENTS, frames)``.
+    """MFCCs of one channel, ``(MFCC_COEFFICIENTS, frames)``, by librosa.
 
-    Centred frames (zero padding of ``MFCC_FFT // 2`` at both ends), periodic Hann window,
-    power spectrum, Slaney mel filters, dB relative to the maximum with an 80 dB range and a
-    1e-10 power floor, orthonormal DCT-II: librosa's ``melspectrogram``, ``power_to_db`` and
-    ``mfcc`` defaults.
+    ``librosa.feature.melspectrogram``: centred frames (``pad_mode="constant"``, zeros at both
+    ends), periodic Hann window, power spectrum, 40 Slaney mel filters (``htk=False``,
+    ``norm="slaney"``, built in float64) from 0 Hz to ``sample_rate / 2``;
+    ``librosa.power_to_db`` relative to the maximum (``ref=np.max``) with an 80 dB range and a
+    1e-10 power floor; ``librosa.feature.mfcc``: orthonormal DCT-II, no liftering.
     """
-    padded = np.pad(x, MFCC_FFT // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, MFCC_FFT)[::MFCC_HOP]
-    power = np.abs(np.fft.rfft(frames * scipy.signal.get_window("hann", MFCC_FFT), axis=-1)) ** 2
-    mel = _mel_filterbank(sample_rate) @ power.T
-    mel_db = 10 * np.log10(np.maximum(mel, MFCC_POWER_FLOOR))
-    mel_db = np.maximum(mel_db - mel_db.max(), -MFCC_RANGE_DB)
-    return scipy.fft.dct(mel_db, type=2, norm="ortho", axis=0)[:MFCC_COEFFICIENTS]
+    mel = librosa.feature.melspectrogram(y=x, sr=sample_rate, n_fft=MFCC_FFT, hop_length=MFCC_HOP,
+                                         window="hann", center=True, pad_mode="constant", power=2.0,
+                                         n_mels=MFCC_MELS, fmin=0.0, fmax=sample_rate / 2, htk=False,
+                                         norm="slaney", dtype=np.float64)
+    mel_db = librosa.power_to_db(mel, ref=np.max, amin=MFCC_POWER_FLOOR, top_db=MFCC_RANGE_DB)
+    return librosa.feature.mfcc(S=mel_db, n_mfcc=MFCC_COEFFICIENTS, dct_type=2, norm="ortho", lifter=0)
 
 
 def _mean_cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -206,9 +183,10 @@ def mfcc_cosine(output: np.ndarray, target: np.ndarray, sample_rate: float,
     As in Martínez Ramírez, Benetos and Reiss (Applied Sciences 2020, section 4.3) and the
     authors' code: the output is first scaled so that its mean absolute amplitude equals the
     target's ("energy-normalised"); each signal gives a power mel spectrogram (FFT and frame
-    of 4096 samples, hop 2048, Hann window, centred frames, 40 Slaney mel bands from 0 Hz
-    to ``sample_rate / 2``), converted to dB relative to its own maximum (80 dB range), and
-    13 MFCCs by an orthonormal DCT-II (librosa 0.11's defaults, matched to 1e-6). The
+    of 4096 samples, hop 2048, Hann window, centred frames padded with zeros, 40 Slaney mel
+    bands from 0 Hz to ``sample_rate / 2``), converted to dB relative to its own maximum
+    (80 dB range, 1e-10 power floor), and 13 MFCCs by an orthonormal DCT-II, all computed
+    with librosa (``melspectrogram``, ``power_to_db(ref=np.max)``, ``mfcc``; see ``_mfcc``). The
     distance is ``1 - cos`` averaged over pairs of vectors. The paper's text takes "the mean
     cosine distance across the MFCC vectors": by default (``pair_by="frame"``) the per-frame
     13-coefficient vectors are paired. The authors' code instead pairs the 13 coefficient

@@ -2,12 +2,13 @@
 import json
 import math
 
+import librosa
 import numpy as np
 import pytest
 import torch
 
 from fxlib.encoder import (BACKBONES, Encoder, InceptionBackbone, LogMel, MobileNetV2Backbone, SmallCNN, centre_pool,
-                           global_average_pool, knot_matrix, mel_centres, mel_filterbank)
+                           global_average_pool, knot_matrix)
 from fxlib.errors import AudioFormatError
 
 SR = 22050
@@ -23,6 +24,40 @@ def tone(freq: float, samples: int = CONTEXT, channels: int = 1) -> torch.Tensor
 
 def num_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def mel_centres(sr: float, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """Centre frequency in Hz of each of LogMel's filters, ``(n_mels,)``."""
+    return librosa.mel_frequencies(n_mels + 2, fmin=f_min, fmax=f_max, htk=False)[1:-1]
+
+
+# The Slaney mel scale and filterbank fxlib wrote by hand before LogMel used librosa, kept as the
+# reference that trained encoders saw.
+def handwritten_hz_to_mel(freq):
+    freq = np.asarray(freq, dtype=np.float64)
+    log_part = 15.0 + np.log(np.maximum(freq, 1e-10) / 1000.0) * 27.0 / np.log(6.4)
+    return np.where(freq < 1000.0, freq * 3.0 / 200.0, log_part)
+
+
+def handwritten_mel_to_hz(mel):
+    mel = np.asarray(mel, dtype=np.float64)
+    log_part = 1000.0 * np.exp((mel - 15.0) * np.log(6.4) / 27.0)
+    return np.where(mel < 15.0, mel * 200.0 / 3.0, log_part)
+
+
+def handwritten_edges(n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """``n_mels + 2`` filter edges in Hz, equally spaced in mel; filter ``m`` peaks at edge ``m + 1``."""
+    return handwritten_mel_to_hz(np.linspace(handwritten_hz_to_mel(f_min), handwritten_hz_to_mel(f_max), n_mels + 2))
+
+
+def handwritten_filterbank(sample_rate: float, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """Area-normalised triangles on :func:`handwritten_edges`, float64 ``(n_mels, n_fft // 2 + 1)``."""
+    bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    edges = handwritten_edges(n_mels, f_min, f_max)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None, :] - lower) / (centre - lower)
+    falling = (upper - bins[None, :]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (upper - lower))
 
 
 # -- LogMel ----------------------------------------------------------------------------------------
@@ -48,7 +83,7 @@ def test_logmel_silence_is_the_eps_floor():
 
 def test_filterbank_rows_are_non_negative_and_cover_zero_to_nyquist():
     n_fft, n_mels = 1024, 128
-    fb = mel_filterbank(SR, n_fft, n_mels, 0.0, SR / 2)
+    fb = LogMel(SR, n_fft, 256, n_mels).filterbank.numpy()
     assert fb.shape == (n_mels, n_fft // 2 + 1)
     assert (fb >= 0).all()
     assert (fb.sum(axis=1) > 0).all(), "every mel band sees at least one FFT bin"
@@ -62,10 +97,32 @@ def test_filterbank_rows_are_non_negative_and_cover_zero_to_nyquist():
     assert (np.abs(bins[fb.argmax(axis=1)] - centres) <= SR / n_fft).all()
 
 
-def test_logmel_filterbank_is_the_module_buffer():
+def test_logmel_filterbank_is_librosas_as_float32():
     lm = LogMel()
-    np.testing.assert_allclose(lm.filterbank.numpy(), mel_filterbank(SR, 1024, 128, 0.0, SR / 2), rtol=1e-6)
+    expected = librosa.filters.mel(sr=SR, n_fft=1024, n_mels=128, fmin=0.0, fmax=SR / 2, htk=False, norm="slaney",
+                                   dtype=np.float64)
+    assert lm.filterbank.dtype == torch.float32
+    assert np.array_equal(lm.filterbank.numpy(), expected.astype(np.float32))
     assert "filterbank" not in lm.state_dict()
+
+
+@pytest.mark.parametrize("sr, n_fft, n_mels, f_min, f_max", [
+    (22050, 1024, 128, 0.0, None),     # the paper's front end, and every task's
+    (22050, 2048, 128, 0.0, None),
+    (22050, 1024, 64, 20.0, 8000.0),
+    (16000, 512, 40, 0.0, None),
+    (44100, 2048, 128, 0.0, None),
+    (48000, 1024, 80, 50.0, 16000.0),
+])
+def test_logmel_filterbank_is_bit_identical_to_the_handwritten_one(sr, n_fft, n_mels, f_min, f_max):
+    """Trained encoders saw the hand-written filterbank; librosa's, cast to float32, is the same bits
+    (the float64 filters differ by at most about 1e-15)."""
+    f_max = sr / 2 if f_max is None else f_max
+    lm = LogMel(sr, n_fft, 256, n_mels, f_min, f_max)
+    old = handwritten_filterbank(sr, n_fft, n_mels, f_min, f_max)
+    assert np.array_equal(lm.filterbank.numpy(), torch.tensor(old, dtype=torch.float32).numpy())
+    np.testing.assert_allclose(mel_centres(sr, n_mels, f_min, f_max), handwritten_edges(n_mels, f_min, f_max)[1:-1],
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize("band", [5, 20, 40, 64, 90, 120])

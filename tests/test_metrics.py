@@ -220,3 +220,110 @@ def test_level_specific_input_errors():
         loudness_difference_lufs(np.zeros(SR), noise(1.0)[0].astype(np.float64), SR)
     with pytest.raises(ValueError, match="pair_by"):
         mfcc_cosine(music_like(), music_like(), SR, pair_by="row")
+
+
+# -- values recorded before the MFCC moved to librosa -----------------------------------------------
+def _recorded_sine(freq, dbfs, seconds, sr, phase=0.0):
+    t = np.arange(int(seconds * sr)) / sr
+    return 10 ** (dbfs / 20) * np.sin(2 * np.pi * freq * t + phase)
+
+
+def _recorded_noise(seconds, sr, channels, dbfs, seed):
+    return 10 ** (dbfs / 20) * np.random.default_rng(seed).standard_normal((channels, int(seconds * sr)))
+
+
+def _recorded_chord(seconds, sr, root=220.0):
+    """A decaying major chord with five harmonics per note (no FluidSynth), float64 ``(T,)``."""
+    t = np.arange(int(seconds * sr)) / sr
+    x = np.zeros_like(t)
+    for ratio in (1.0, 5 / 4, 3 / 2, 2.0):
+        for h in range(1, 6):
+            x += 0.1 / h * np.sin(2 * np.pi * root * ratio * h * t)
+    return x * np.exp(-1.5 * t)
+
+
+def _recorded_pairs():
+    """name -> (output, target, sample_rate): the seeded signals the numbers below were measured on."""
+    half_silent = np.zeros(SR)
+    half_silent[SR // 2:] = _recorded_sine(440.0, -12.0, 0.5, SR)  # silent frames sit at the -80 dB floor
+    click = np.zeros(SR)
+    click[1000] = 1e-3
+    pairs = {
+        "sine_vs_sine": (_recorded_sine(440.0, -12.0, 1.0, SR, 1.0), _recorded_sine(880.0, -6.0, 1.0, SR)),
+        "noise_vs_noise": (_recorded_noise(1.0, SR, 2, -20.0, 1), _recorded_noise(1.0, SR, 2, -26.0, 2)),
+        "chord_vs_noisy_chord": (_recorded_chord(1.0, SR) + _recorded_noise(1.0, SR, 1, -40.0, 4)[0],
+                                 _recorded_chord(1.0, SR)),
+        "half_silent_vs_sine": (half_silent, _recorded_sine(440.0, -12.0, 1.0, SR)),
+        "sine_vs_half_silent": (_recorded_sine(660.0, -12.0, 1.0, SR), half_silent),
+        "quiet_noise_vs_chord": (_recorded_noise(1.0, SR, 1, -60.0, 3)[0], _recorded_chord(1.0, SR)),
+        "short_4096": (_recorded_noise(1.0, SR, 1, -20.0, 6)[0, :4096], _recorded_chord(1.0, SR)[:4096]),
+        "odd_length": (_recorded_noise(1.0, SR, 1, -20.0, 7)[0, :7777], _recorded_chord(1.0, SR)[:7777]),
+        "click_vs_chord": (click, _recorded_chord(1.0, SR)),
+    }
+    pairs = {name: (out, tgt, SR) for name, (out, tgt) in pairs.items()}
+    for sr in (16000, 44100, 48000):
+        pairs[f"chord_vs_noise_{sr}"] = (_recorded_chord(0.5, sr), _recorded_noise(0.5, sr, 1, -20.0, 5)[0], sr)
+    return pairs
+
+
+# Produced by the hand-written NumPy MFCC and mel filterbank (fxlib/metrics.py before the switch to
+# librosa), numpy 2.4.6, scipy 1.17.1, torch 2.13.0, pyloudnorm 0.2.0. Columns in METRICS order:
+# mfcc_cosine, mfcc_cosine_trajectory, ms_mse, esr, mrstft_distance, loudness_difference_lufs,
+# spectral_balance_distance.
+RECORDED_COMPUTE_ALL = {
+    "sine_vs_sine": (0.03840774920827037, 0.9677028633832349, 1.4347973364269093, 1.2511886431509578,
+                     1.809976577758789, -6.438259317959963, 9.066749207803639),
+    "noise_vs_noise": (0.035440810955772895, 0.8812432133033621, 0.3682841645645031, 4.9640703446156955,
+                       2.2831742763519287, 5.994848241804222, 0.5461098269573804),
+    "chord_vs_noisy_chord": (0.02172026554279529, 0.4242288311183572, 47.2872005624808, 0.008155700545189552,
+                             5.837057590484619, 0.08819700809000253, 24.5838101822816),
+    "half_silent_vs_sine": (0.016974721058160003, 0.30890266698226126, 135.346559094391, 0.5,
+                            1.336212158203125, -1.5507279438860184, 25.570306866654665),
+    "sine_vs_half_silent": (0.03004858852820057, 0.9974557129053655, 149.29355049034754, 3.000000000000002,
+                            2.578660726547241, 1.7000556191019491, 32.11714669814082),
+    "quiet_noise_vs_chord": (0.18295147307264117, 0.9980519760004174, 113.10279871100488, 1.0001009056871188,
+                             5.47570276260376, -37.036719631348625, 38.95754421960082),
+}
+# The same hand-written implementation: mfcc_cosine with pair_by="frame" and pair_by="coefficient".
+RECORDED_MFCC = {
+    "chord_vs_noise_16000": (0.18034694242294302, 1.0586056473053171),
+    "chord_vs_noise_44100": (0.17061029887292192, 0.9533446211966372),
+    "chord_vs_noise_48000": (0.17687425243459345, 0.9502840510311775),
+    "short_4096": (0.1859225754592301, 1.0572159263282026),
+    "odd_length": (0.19763802673948985, 0.9604456835704701),
+    "click_vs_chord": (0.16790751017176175, 0.9881293897242008),
+}
+MFCC_RTOL = 1e-9
+OTHER_RTOL = 1e-6
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_COMPUTE_ALL))
+def test_compute_all_values_did_not_change_with_librosa(name):
+    """Every metric of compute_all still gives the numbers of the hand-written MFCC implementation.
+
+    The MFCC metrics agree to about 1e-15 (frame pairing) and 1e-12 (coefficient pairing),
+    relative, not exactly: the definition is the same (zero padding of the centred frames,
+    matched with ``pad_mode="constant"``; dB relative to the maximum, ``ref=np.max``; the mel
+    filters built in float64), but librosa computes the STFT (edge frames apart), the filterbank
+    product (einsum) and the Slaney mel edges (``f / (200/3)`` instead of ``f * 3 / 200``) in
+    another order, so round-off differs in the last bits. ``MFCC_RTOL`` = 1e-9 leaves room for
+    that and still catches a real change: on these signals reflect padding moves the distances
+    by up to 8 %, dB relative to 1.0 instead of the maximum by up to 800 %, and librosa's
+    default float32 filterbank by up to 7e-8. The other metrics did not change code; ``OTHER_RTOL`` = 1e-6 allows for
+    float32 STFTs (mrstft_distance) on other FFT back ends.
+    """
+    output, target, sr = _recorded_pairs()[name]
+    values = compute_all(output, target, sr)
+    assert list(values) == list(METRICS)
+    for (metric, value), expected in zip(values.items(), RECORDED_COMPUTE_ALL[name]):
+        rtol = MFCC_RTOL if metric.startswith("mfcc") else OTHER_RTOL
+        assert value == pytest.approx(expected, rel=rtol), metric
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_MFCC))
+def test_mfcc_cosine_values_did_not_change_with_librosa(name):
+    """Other sample rates (the mel filters follow sr / 2), the shortest input and a lone click."""
+    output, target, sr = _recorded_pairs()[name]
+    frame, coefficient = RECORDED_MFCC[name]
+    assert mfcc_cosine(output, target, sr) == pytest.approx(frame, rel=MFCC_RTOL)
+    assert mfcc_cosine(output, target, sr, pair_by="coefficient") == pytest.approx(coefficient, rel=MFCC_RTOL)
