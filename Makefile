@@ -39,9 +39,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job: build the data, run the three task notebooks with papermill on $(PROFILE) (quick by
-# default), write paper/results, figures, audio examples and paper/REPORT.md (see fxlib/reproduce.py).
+# default), write paper/results, figures, audio examples and paper/REPORT.md (fxlib/reproduce.py).
 reproduce: setup
-	$(BIN)/python -m fxlib.reproduce --profile $(PROFILE)
+	$(BIN)/fxlib reproduce --profile $(PROFILE)
 
 test: setup
 	$(BIN)/pytest -m "not slow"

@@ -1,17 +1,12 @@
 #!/usr/bin/env python
-"""Make the tube-amp emulation data set.
+"""Make the amp data set: the same as `fxlib data amp ...` (`fxlib data amp --help`).
 
-    python data_scripts/amp.py build --root data/amp [--seconds 240] [--seed 0]   offline, ~20 s
-    python data_scripts/amp.py download --root data/amp [--url URL] [--md5 MD5]   the paper's recordings
-
-See :mod:`fxlib.data.amp` for what each makes.
+See :mod:`fxlib.data.amp` for what `download` and `build` make. Needs fxlib installed
+(`make setup` installs it into .venv).
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from fxlib.data.amp import main  # noqa: E402
+from fxlib.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["data", "amp", *sys.argv[1:]]))

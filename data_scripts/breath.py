@@ -1,17 +1,12 @@
 #!/usr/bin/env python
-"""Make the breath and pop removal data set.
+"""Make the breath data set: the same as `fxlib data breath ...` (`fxlib data breath --help`).
 
-    python data_scripts/breath.py build --root data/breath [--seconds 600] [--seed 0]   offline
-    python data_scripts/breath.py download --root data/breath [--url URL] [--md5 MD5]   the paper's DAPS
-
-See :mod:`fxlib.data.breath` for what each makes.
+See :mod:`fxlib.data.breath` for what `download` and `build` make. Needs fxlib installed
+(`make setup` installs it into .venv).
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from fxlib.data.breath import main  # noqa: E402
+from fxlib.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["data", "breath", *sys.argv[1:]]))

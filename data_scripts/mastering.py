@@ -1,17 +1,12 @@
 #!/usr/bin/env python
-"""Make the automatic-mastering data set.
+"""Make the mastering data set: the same as `fxlib data mastering ...` (`fxlib data mastering --help`).
 
-    python data_scripts/mastering.py build --root data/mastering [--seconds 360] [--seed 0]   offline, ~90 s
-    python data_scripts/mastering.py download --root data/mastering --manifest songs.json   your song list
-
-See :mod:`fxlib.data.mastering` for what each makes and for the song manifest's format.
+See :mod:`fxlib.data.mastering` for what `download` and `build` make. Needs fxlib installed
+(`make setup` installs it into .venv).
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from fxlib.data.mastering import main  # noqa: E402
+from fxlib.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["data", "mastering", *sys.argv[1:]]))

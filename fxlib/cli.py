@@ -1,33 +1,42 @@
-"""The ``fxlib`` command line.
+"""The ``fxlib`` command line (also ``python -m fxlib``).
 
     fxlib plugins list [--kind builtin|vst3|lv2]     installed effects, per backend
     fxlib plugins show ID [--kind K]                 one effect's parameters, ranges and units
     fxlib chains list                                the preset chains (the paper's and portable ones)
     fxlib chains show NAME                           a preset's learned parameters
     fxlib demo [--out DIR]                           a short tour of the chain API, writing WAVs and JSON
-    fxlib train --task amp --profile quick           train, fit the baselines, evaluate, write paper/results
+    fxlib train --task amp --profile quick           train, calibrate, evaluate into runs/amp-quick
     fxlib evaluate --run runs/amp-quick              evaluate a trained run again
-    fxlib process --checkpoint CKPT in.wav out.wav   process a file with a trained model
+    fxlib process --run runs/amp-quick in.wav out.wav   process a file with a trained model
     fxlib data amp build|download ...                build or download a task's dataset
+    fxlib reproduce [--profile quick] [--tasks ...]  the batch reproduction into paper/ (make reproduce)
+
+Every command exits with 0 when it succeeds, 2 when an input is wrong or missing (the message,
+on stderr, names it: a plugin, parameter, file, run folder, notebook), and 130 when interrupted.
+Relative paths are relative to the working directory.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import presets
+from . import paths, presets
 from .atomic import write_json
+from .data.audio import save_audio
 from .errors import FxError
 from .hosts import KINDS, backend, load_effect
 from .hosts.builtin import BUILTINS
 from .hosts.vst3 import installed_bundles
 from .params import closest
-from .tasks import TASKS
+from .reference_fx import demo_phrase
+from .tasks import TASKS, get_task
 
 
 def guess_kind(plugin_id: str) -> str:
@@ -93,21 +102,6 @@ def cmd_chains_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_signal(sample_rate: float, seconds: float = 2.0, seed: int = 0) -> np.ndarray:
-    """A seeded test phrase: plucked harmonic notes with decaying envelopes, float32 (1, T)."""
-    rng = np.random.default_rng(seed)
-    n = int(sample_rate * seconds)
-    t = np.arange(n) / sample_rate
-    out = np.zeros(n)
-    notes = rng.choice([82.4, 110.0, 146.8, 196.0, 246.9, 329.6], size=8)
-    for k, f0 in enumerate(notes):
-        start = int(k * n / len(notes))
-        tt = t[: n - start]
-        tone = sum(np.sin(2 * np.pi * f0 * h * tt) / h for h in range(1, 8))
-        out[start:] += 0.3 * tone * np.exp(-4.0 * tt)
-    return (out / np.abs(out).max() * 0.5).astype(np.float32)[None]
-
-
 def rms_dbfs(audio: np.ndarray) -> float:
     """Root-mean-square level of ``audio`` in dBFS."""
     return float(20 * np.log10(np.sqrt(np.mean(np.square(audio))) + 1e-12))
@@ -115,13 +109,10 @@ def rms_dbfs(audio: np.ndarray) -> float:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the amp presets available here, render a phrase at default and random settings."""
-    from scipy.io import wavfile
-
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     sr = 22050
-    x = demo_signal(sr, seed=args.seed)
-    wavfile.write(out / "input.wav", sr, x[0])
+    x = demo_phrase(2.0, sr, seed=args.seed)
+    save_audio(out / "input.wav", x, sr)
     rng = np.random.default_rng(args.seed)
     summary = {"command": " ".join(sys.argv), "sample_rate": sr, "chains": {}}
     for name in ("amp-builtin", "amp-vst3", "amp-lv2"):
@@ -135,8 +126,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             u = rng.uniform(0.2, 0.8, chain.num_params)
             y_default = chain.process(x, chain.default_unit())
             y_random = chain.process(x, u)
-            wavfile.write(out / f"{name}-default.wav", sr, y_default[0])
-            wavfile.write(out / f"{name}-random.wav", sr, y_random[0])
+            save_audio(out / f"{name}-default.wav", y_default, sr)
+            save_audio(out / f"{name}-random.wav", y_random, sr)
             summary["chains"][name] = {
                 "learned_parameters": chain.num_params, "latency_samples": chain.latency,
                 "rms_dbfs": {"input": rms_dbfs(x), "default": rms_dbfs(y_default), "random": rms_dbfs(y_random)},
@@ -149,15 +140,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train_and_evaluate
+def _cwd_path(path: str | None) -> Path | None:
+    """A path argument as the user meant it: relative to the working directory."""
+    return Path(path).resolve() if path else None
 
-    out = Path(args.out or Path("runs") / f"{args.task}-{args.profile}")
-    results = train_and_evaluate(args.task, args.profile, out, data=args.data, chain=args.chain, seed=args.seed,
-                                 results=args.results, device=args.device, checkpoint_every=args.checkpoint_every,
-                                 progress=not args.no_progress)
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .experiment import run_task
+
+    results = run_task(args.task, args.profile, data=_cwd_path(args.data), chain=args.chain, seed=args.seed,
+                       out=_cwd_path(args.out), results=_cwd_path(args.results), device=args.device,
+                       checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
     if results is not None:
-        print(f"trained {out / 'best.pt'}; results in {args.results}/{results['task']}.md")
+        print(f"trained {results['run_dir']}; results in {args.results or Path(results['run_dir']) / 'results'}"
+              f"/{results['task']}.md")
         for system, row in results["systems"].items():
             print(f"  {system:18} loss {row['loss']:.4g}  mfcc_cosine {row['mfcc_cosine']:.4g}")
     return 0
@@ -166,16 +162,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run
 
-    results = evaluate_run(args.run, args.results)
-    print(f"wrote {args.results}/{results['task']}.json and .md")
+    results = evaluate_run(_cwd_path(args.run), _cwd_path(args.results))
+    print(f"wrote {args.results or Path(args.run) / 'results'}/{results['task']}.json and .md")
     return 0
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from .data.audio import load_audio, save_audio
-    from .model import DeepAFx
+    from .data.audio import load_audio
+    from .rundir import RunDir
 
-    model = DeepAFx.from_checkpoint(args.checkpoint)
+    model = RunDir(_cwd_path(args.run)).model()
     audio, _ = load_audio(args.input, int(model.sample_rate), model.channels)
     out, u = model.process(audio)
     save_audio(args.output, out, int(model.sample_rate))
@@ -186,7 +182,29 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    return importlib.import_module(f"fxlib.data.{args.task}").main(args.rest)
+    root = str(paths.resolve(paths.data_dir(args.task, "quick")))
+    seconds = get_task(args.task).profile("quick").data_seconds
+    return importlib.import_module(f"fxlib.data.{args.task}").main(args.rest, root, seconds)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    import time
+
+    from .reproduce import reproduce, report_only
+
+    paper = _cwd_path(args.paper) or paths.resolve(paths.reproduction_dir(args.profile))
+    if args.report_only:
+        print(f"wrote {report_only(args.tasks, paper)}")
+        return 0
+    command = shlex.join(["fxlib", "reproduce", *args.argv])
+    started = time.monotonic()
+    try:
+        reproduce(args.profile, args.tasks, args.seed, paper, command)
+    except FxError as e:
+        raise type(e)(f"{e}\nwhat finished is kept under {paper}/; the report is {paper / paths.REPORT}") from e
+    print(f"reproduced {', '.join(args.tasks)} on profile {args.profile} in {(time.monotonic() - started) / 60:.1f} "
+          f"min; see {paper / paths.REPORT}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,11 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_chains_show)
 
     p = sub.add_parser("demo", help="render a phrase through the amp presets")
-    p.add_argument("--out", default="paper/demo", help="output folder (default paper/demo)")
+    p.add_argument("--out", default=str(paths.RUNS / "demo"), help="output folder (default runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("train", help="train a task, fit the baselines and evaluate")
+    p = sub.add_parser("train", help="train a task, calibrate the baselines and evaluate")
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--profile", default="quick", help="smoke, quick or paper (default quick)")
     p.add_argument("--out", help="run folder (default runs/<task>-<profile>); an existing run resumes")
@@ -223,20 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chain", help="a preset chain instead of the task's first buildable one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["cpu", "cuda"], help="encoder device (default: CUDA when available)")
-    p.add_argument("--results", default="paper/results", help="where the results table goes")
+    p.add_argument("--results", help="where the results table goes (default: the run folder's results/)")
     p.add_argument("--checkpoint-every", type=int, default=25, help="steps between mid-epoch checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run against the baselines")
-    p.add_argument("--run", required=True, help="the run folder (holding best.pt)")
-    p.add_argument("--results", default="paper/results")
+    p.add_argument("--run", required=True, help="the run folder")
+    p.add_argument("--results", help="where the results table goes (default: the run folder's results/)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("process", help="process an audio file with a trained model")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("--run", required=True, help="the run folder of the trained model")
+    p.add_argument("input", help="audio file (WAV, FLAC, OGG or MP3)")
+    p.add_argument("output", help="audio file to write (WAV or FLAC)")
     p.add_argument("--curves", help="also write the parameter curves as CSV")
     p.set_defaults(func=cmd_process)
 
@@ -244,16 +262,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", choices=TASKS)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_data)
+
+    from .reproduce import PROFILES
+
+    p = sub.add_parser("reproduce", help="build the data, run the task notebooks, write paper/ and its report")
+    p.add_argument("--profile", default="quick", choices=PROFILES, help="training profile (default quick)")
+    p.add_argument("--tasks", nargs="+", default=list(paths.TASK_NOTEBOOKS), choices=list(paths.TASK_NOTEBOOKS),
+                   help="tasks to run, in order (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data, initialisation and SPSA (default 0)")
+    p.add_argument("--paper", help="output folder (default paper; runs/reproduce-smoke for the smoke profile)")
+    p.add_argument("--report-only", action="store_true", help="only rewrite REPORT.md from the results files")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.func(args)
     except (FxError, FileNotFoundError) as e:
-        print(f"fxlib: error: {e}", file=sys.stderr)
+        print(f"fxlib {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"fxlib {args.command}: interrupted; what finished is kept and a rerun goes on", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,26 +5,25 @@ Systems (each processes every whole test file):
 * ``input``: the unprocessed input;
 * ``chain-default``: the chain at its default parameters;
 * ``chain-best-fixed``: the chain at the single parameter vector that fits the training set
-  best (no encoder), fitted by :meth:`fxlib.train.Trainer.fit_fixed`, then its level trim;
+  best (no encoder, :func:`fxlib.calibrate.fit_fixed`), then its level trim, if any;
 * ``deepafx``: the model, with time-varying parameters (one vector per hop) or, for a model
-  that sets the chain once per file (``inference="song"``, :data:`fxlib.model.INFERENCE`),
+  that sets the chain once per file (``inference="song"``, :data:`fxlib.framing.INFERENCE`),
   the mean of those vectors; such a model also gets the row ``deepafx-hop``, hop by hop; both
-  rows with the model's level trim (:attr:`fxlib.model.DeepAFx.trim_db`);
+  rows with the model's level trim, if any (:mod:`fxlib.calibrate`);
 * the task's own baselines (:attr:`fxlib.tasks.Task.baselines`), such as a classic gate.
 
-Metrics: the training loss, those of :mod:`fxlib.metrics` and the task's own
-(:attr:`fxlib.tasks.Task.metrics`), averaged over the test files.
-The results go to ``<name>.json`` (with the command, the profile and the chain) and a
-markdown table ``<name>.md``, both written atomically.
+The run folder builds them (:meth:`fxlib.rundir.RunDir.systems`). Metrics: the training loss,
+those of :mod:`fxlib.metrics` and the task's own (:attr:`fxlib.tasks.Task.metrics`), averaged
+over the test files. Which way each metric is better is decided in one place
+(:func:`badness`). The results go to ``<task>.json`` (with the command, the profile and the
+chain) and a markdown table ``<task>.md``, both written atomically.
 """
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
@@ -33,17 +32,28 @@ import torch
 
 from .atomic import write_json, write_text
 from .data.paired import PairedDataset
-from .errors import FxError, SpecError
+from .errors import FxError
 from .losses import get_loss
 from .metrics import compute_all
-from .model import DeepAFx, render_curve
-from .tasks import System, get_task
+from .paths import portable, resolve, run_outputs
+from .rundir import RunDir
+from .tasks import System
 
+#: Metrics whose best value is 0 whatever the sign (signed differences).
 CLOSER_TO_ZERO = ("loudness_difference_lufs", "speech_gain_db")
 
 
+def badness(metric: str, value: float, higher: Collection[str] = ()) -> float:
+    """A number that is smaller for better values of ``metric``: the one rule of which way is better.
+
+    Lower is better, except for the metrics in ``higher`` (a task's
+    :attr:`~fxlib.tasks.Task.higher_is_better`) and those in :data:`CLOSER_TO_ZERO`.
+    """
+    return -value if metric in higher else abs(value) if metric in CLOSER_TO_ZERO else value
+
+
 def direction_note(higher: Collection[str] = ()) -> str:
-    """One sentence saying which way each metric is better."""
+    """One sentence saying which way each metric is better (as :func:`badness` decides)."""
     up = f"; higher is better for {', '.join(higher)}" if higher else ""
     return f"lower is better (loudness difference and speech gain: closer to 0){up}"
 
@@ -84,73 +94,21 @@ def evaluate_systems(systems: Mapping[str, System], dataset: PairedDataset, loss
     return results
 
 
-@dataclass(frozen=True)
-class FixedSetting:
-    """The best fixed baseline of a run (``<run>/fixed.json``, :meth:`fxlib.train.Trainer.fit_fixed`).
-
-    Attributes:
-        unit: ``(P,)`` the parameter vector in [0, 1].
-        trim_db: its level trim, a gain after the chain in dB (0 when the profile measures none).
-    """
-
-    unit: np.ndarray
-    trim_db: float = 0.0
-
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike) -> "FixedSetting | None":
-        """The run's fixed setting, or None when it has no ``fixed.json`` (one written without a
-        trim is untrimmed)."""
-        path = Path(run_dir) / "fixed.json"
-        if not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise SpecError(f"{path} is not valid JSON ({e}); delete it to fit the baseline again") from e
-        if not isinstance(data, dict) or "unit" not in data:
-            raise SpecError(f"{path} holds no parameter vector (key 'unit'); delete it to fit the baseline again")
-        return cls(np.array(data["unit"], dtype=np.float64), float(data.get("trim_db", 0.0)))
-
-    def render(self, model: DeepAFx, audio: np.ndarray) -> np.ndarray:
-        """``audio (C, T)`` through ``model``'s chain at this setting, then the trim: ``(C, T)``."""
-        return render_curve(model.chain_spec, audio, self.unit, model.frame, self.trim_db)
-
-
-def standard_systems(model: DeepAFx, fixed: FixedSetting | None) -> dict[str, System]:
-    """The task-independent systems: input, chain at defaults, chain at best fixed, the model (and
-    ``deepafx-hop``, the model hop by hop, when it sets the chain once per file)."""
-    default = model.default_unit.double().numpy()
-    systems: dict[str, System] = {
-        "input": lambda x: x,
-        "chain-default": lambda x: render_curve(model.chain_spec, x, default, model.frame),
-    }
-    if fixed is not None:
-        systems["chain-best-fixed"] = lambda x: fixed.render(model, x)
-    systems["deepafx"] = lambda x: model.process(x)[0]
-    if model.inference == "song":
-        systems["deepafx-hop"] = lambda x: model.render(x, model.predict(x))
-    return systems
-
-
 def markdown_table(results: Mapping[str, Mapping[str, float]], title: str, notes: str = "",
                    higher: Collection[str] = ()) -> str:
     """A markdown table: one row per system, one column per metric, the best of each in bold.
 
-    Lower is better except for the metrics in ``higher`` and :data:`CLOSER_TO_ZERO`.
+    Which way is better: :func:`badness`.
     """
     metrics = list(next(iter(results.values())))
-
-    def badness(metric: str, value: float) -> float:
-        return -value if metric in higher else abs(value) if metric in CLOSER_TO_ZERO else value
-
-    best = {m: min(badness(m, r[m]) for r in results.values()) for m in metrics}
+    best = {m: min(badness(m, r[m], higher) for r in results.values()) for m in metrics}
     lines = [f"# {title}", "", notes, "", "| system | " + " | ".join(metrics) + " |",
              "|---|" + "---|" * len(metrics)]
     for system, row in results.items():
         cells = []
         for m in metrics:
             v = row[m]
-            cells.append(f"**{v:.4g}**" if np.isclose(badness(m, v), best[m]) else f"{v:.4g}")
+            cells.append(f"**{v:.4g}**" if np.isclose(badness(m, v, higher), best[m]) else f"{v:.4g}")
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -179,43 +137,33 @@ def provenance(extra: Mapping[str, Any] | None = None, command: str | None = Non
             **(extra or {})}
 
 
-def evaluate_run(run_dir: str | os.PathLike, results_dir: str | os.PathLike = "paper/results",
-                 name: str | None = None, extra: Mapping[str, Any] | None = None,
-                 command: str | None = None) -> dict[str, Any]:
-    """Evaluate a finished training run (``best.pt``, ``fixed.json``) on its test split.
+def evaluate_run(run: RunDir | str | os.PathLike, results_dir: str | os.PathLike | None = None,
+                 extra: Mapping[str, Any] | None = None, command: str | None = None) -> dict[str, Any]:
+    """Evaluate a trained and calibrated run on its test split (:meth:`~fxlib.rundir.RunDir.systems`).
 
-    Writes ``<results_dir>/<task>.json`` and ``.md`` (or ``<name>.json``) and returns the
-    results; ``extra`` facts (such as the wall time of the whole command) go into the JSON;
-    ``command`` is the command recorded (default: this process's, see :func:`provenance`).
+    Writes ``<results_dir>/<task>.json`` and ``.md`` (default: the run's own ``results/``,
+    :func:`fxlib.paths.run_outputs`) and returns the results; ``extra`` facts (such as the wall
+    time of the whole command) go into the JSON; ``command`` is the command recorded (default:
+    this process's, see :func:`provenance`).
     """
-    run_dir = Path(run_dir)
-    best = run_dir / "best.pt"
-    if not best.exists():
-        raise FileNotFoundError(f"{run_dir} holds no trained model (best.pt); train first with `fxlib train`")
-    state = torch.load(best, map_location="cpu", weights_only=False)
-    run = state["run"]
-    model = DeepAFx.from_checkpoint(best)
-    fixed = FixedSetting.load(run_dir)
-    task = get_task(run["task"])
-    rate = int(model.sample_rate)
-    test = PairedDataset(run["data_root"], "test", rate, model.channels)
-    systems = standard_systems(model, fixed)
-    if task.baselines is not None:
-        systems.update(task.baselines(Path(run["data_root"]), rate, model.channels))
-    results = evaluate_systems(systems, test, run["profile"]["loss"], task.metrics,
-                               run["profile"].get("loss_options"))
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    record, task = run.record, run.task
+    test = run.dataset("test")
+    profile = run.profile
+    results = evaluate_systems(run.systems(), test, profile.loss, task.metrics, profile.loss_options)
     note = direction_note(task.higher_is_better)
-    out = provenance({"task": run["task"], "profile": state.get("profile"), "chain": run["chain"],
-                      "seed": run["seed"], "data": {"root": run["data_root"], "test_files": len(test),
-                                                    "test_seconds": round(test.seconds, 2),
-                                                    "source": test.manifest.source},
-                      "profile_settings": run["profile"], "note": note, **(extra or {}),
+    out = provenance({"task": record.task, "profile": record.profile, "chain": record.chain,
+                      "seed": record.seed, "run": {"folder": portable(run.path), "commit": record.commit},
+                      "data": {"root": record.data_root, "test_files": len(test),
+                               "test_seconds": round(test.seconds, 2), "source": test.manifest.source},
+                      "profile_settings": record.settings, "note": note, **(extra or {}),
                       "systems": results}, command)
-    title = f"{run['task']}: test split, profile {state.get('profile')}, chain {run['chain']}"
+    title = f"{record.task}: test split, profile {record.profile}, chain {record.chain}"
     notes = (f"{len(test)} test files ({test.seconds:.0f} s). Generated by `{out['command']}` on "
              f"{out['created']}. Every metric: {note}. `loss` is the "
-             f"training loss ({run['profile']['loss']}); `mfcc_cosine` pairs per-frame MFCC vectors (the "
+             f"training loss ({profile.loss}); `mfcc_cosine` pairs per-frame MFCC vectors (the "
              f"paper's text), `mfcc_cosine_trajectory` pairs coefficient trajectories (the authors' code).")
     table = markdown_table(results, title, notes, task.higher_is_better)
-    write_results(out, Path(results_dir) / f"{name or run['task']}.json", table)
+    folder = resolve(results_dir) if results_dir else run_outputs(run.path).results
+    write_results(out, folder / f"{record.task}.json", table)
     return out

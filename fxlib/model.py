@@ -1,13 +1,13 @@
 """The DeepAFx model: an encoder that predicts an effect chain's parameters from audio.
 
 Training renders the chain through :class:`~fxlib.layer.BlackBoxFx` (see :mod:`fxlib.train`);
-this module holds what a checkpoint needs to rebuild the model (the chain spec, the encoder
-config, the inference mode) and inference on whole files: one parameter vector per hop,
-predicted from the context window centred on that hop (``"hop"``, the paper's time-varying
-parameters) or their mean over the file (``"song"``, :data:`INFERENCE`), the chain streaming
-through the file so its state carries across hops, the chain's latency compensated, and the
-output level trimmed by the model's ``trim_db`` (0 unless training measured one, see
-:meth:`fxlib.train.Trainer.trim_level`).
+this module holds the model's configuration (the chain spec, the encoder config, the inference
+mode: :meth:`DeepAFx.config`, plain data that a run folder stores as JSON, :mod:`fxlib.rundir`)
+and inference on whole files: one parameter vector per hop, predicted from the context window
+centred on that hop (``"hop"``, the paper's time-varying parameters) or their mean over the file
+(``"song"``, :data:`~fxlib.framing.INFERENCE`), the chain streaming through the file so its state
+carries across hops, the chain's latency compensated, and an optional gain after the chain
+(``trim_db``, a calibration measured after training, :mod:`fxlib.calibrate`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import csv
 import os
 import re
 import warnings
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -24,16 +23,10 @@ from torch import nn
 
 from .atomic import atomic_output
 from .chain import FxChain
-from .data.windows import context_lead, window
 from .encoder import Encoder
 from .errors import AudioFormatError, SpecError
+from .framing import INFERENCE, context_lead, window
 from .hosts import check_audio
-
-#: How :meth:`DeepAFx.process` sets the chain over a file: ``"hop"``, the parameter vector
-#: predicted for each hop (time-varying, the paper's); ``"song"``, the mean over the file's hops
-#: of those vectors (in [0, 1]), one setting for the whole file, as the targets of a task whose
-#: chain was set once per file (a mastering engineer's) were made.
-INFERENCE = ("hop", "song")
 
 
 class DeepAFx(nn.Module):
@@ -45,7 +38,8 @@ class DeepAFx(nn.Module):
         context: encoder input length in samples; frame: samples per parameter vector (hop).
         inference: ``"hop"`` or ``"song"`` (:data:`INFERENCE`), how :meth:`process` sets the chain.
         trim_db: a gain after the chain, in dB, applied by :meth:`render` and :meth:`process`:
-            the level trim measured on the training split after training (:func:`fxlib.train.level_trim`).
+            a level trim measured after training (:func:`fxlib.calibrate.level_trim`); not part of
+            :meth:`config`, since a calibration is stored apart from the model.
 
     Attributes:
         names: the learned parameters ``"<effect>.<param>"``; effect_sizes: learned count per effect.
@@ -87,29 +81,22 @@ class DeepAFx(nn.Module):
         return self.encoder(context)
 
     def config(self) -> dict[str, Any]:
-        """What :meth:`from_config` needs (stored in checkpoints)."""
+        """What :meth:`from_config` needs: plain data (a run folder stores it in ``run.json``)."""
         return {"chain_spec": self.chain_spec, "encoder_config": self.encoder_config,
-                "context": self.context, "frame": self.frame, "inference": self.inference, "trim_db": self.trim_db}
+                "context": self.context, "frame": self.frame, "inference": self.inference}
 
     @classmethod
-    def from_config(cls, config: Mapping) -> "DeepAFx":
-        """The model a :meth:`config` describes (one written without ``inference`` is ``"hop"``,
-        without ``trim_db`` untrimmed)."""
+    def from_config(cls, config: Mapping, trim_db: float = 0.0) -> "DeepAFx":
+        """The (untrained) model a :meth:`config` describes, with an output gain of ``trim_db`` dB.
+
+        Raises:
+            SpecError: a key is missing or a value is out of range.
+        """
+        missing = {"chain_spec", "encoder_config", "context", "frame", "inference"} - set(config)
+        if missing:
+            raise SpecError(f"model config lacks {', '.join(sorted(missing))}")
         return cls(config["chain_spec"], config["encoder_config"], config["context"], config["frame"],
-                   config.get("inference", "hop"), config.get("trim_db", 0.0))
-
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, map_location: str = "cpu") -> "DeepAFx":
-        """Rebuild a trained model from a checkpoint written by :mod:`fxlib.train`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist")
-        state = torch.load(path, map_location=map_location, weights_only=False)
-        if "model_config" not in state or "encoder" not in state:
-            raise SpecError(f"{path} is not an fxlib checkpoint (no model_config/encoder)")
-        model = cls.from_config(state["model_config"])
-        model.encoder.load_state_dict(state["encoder"])
-        return model.eval()
+                   config["inference"], trim_db)
 
     # -- inference on whole files -------------------------------------------------------
     def contexts(self, audio: np.ndarray) -> np.ndarray:

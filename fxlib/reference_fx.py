@@ -1,4 +1,4 @@
-"""Small differentiable reference effects, for tests and the tour notebook.
+"""Small differentiable reference effects and a reference phrase, for tests, demos and the tour.
 
 Each effect exists twice with the same maths:
 
@@ -22,11 +22,14 @@ name           parameter                   maths
 
 :func:`chain_spec` returns a chain spec of some of them; :func:`render_torch` is the torch
 twin of that whole chain, taking the same unit parameter vector as the chain.
+
+:func:`demo_phrase` is the one seeded test signal of the demos (``fxlib demo``, the tour, the
+listening kit's demo set): plucked harmonic notes, synthesised here so it needs nothing installed.
 """
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -38,6 +41,36 @@ if TYPE_CHECKING:
 GAIN_DB = Param("gain_db", -24.0, 24.0, 0.0, unit="dB")
 CUTOFF_HZ = Param("cutoff_hz", 50.0, 10000.0, 1000.0, unit="Hz", scale="log")
 DRIVE_DB = Param("drive_db", 0.0, 24.0, 6.0, unit="dB")
+
+
+def demo_phrase(seconds: float = 4.0, sample_rate: int = 22050, seed: Any = 0, peak_dbfs: float = -6.0) -> np.ndarray:
+    """A seeded plucked-string phrase: decaying harmonic notes on a pentatonic scale from 110 Hz.
+
+    Notes of 0.25 to 0.5 s follow each other, each ringing for twice its length, with up to 11
+    harmonics below the Nyquist frequency, each decaying faster the higher it is.
+
+    Args:
+        seconds: length in s; sample_rate: in Hz.
+        seed: anything :func:`numpy.random.default_rng` takes (an int, or a list such as ``[seed, k]``).
+        peak_dbfs: the phrase's sample peak, in dBFS.
+
+    Shape:
+        returns float32 ``(1, round(seconds * sample_rate))``.
+    """
+    rng = np.random.default_rng(seed)
+    n = round(seconds * sample_rate)
+    out = np.zeros(n)
+    t0 = 0.0
+    while t0 < seconds:
+        length = float(rng.choice([0.25, 0.375, 0.5]))
+        f0 = 110.0 * 2 ** ((int(rng.choice([0, 3, 5, 7, 10])) + 12 * int(rng.integers(0, 3))) / 12)
+        start, stop = round(t0 * sample_rate), min(n, round((t0 + 2 * length) * sample_rate))
+        t = np.arange(stop - start) / sample_rate
+        note = sum(np.sin(2 * np.pi * k * f0 * t) / k * np.exp(-t * (3 + 2 * k)) for k in range(1, 12)
+                   if k * f0 < sample_rate / 2)
+        out[start:stop] += rng.uniform(0.2, 0.5) * note * np.minimum(1.0, t / 0.003)
+        t0 += length
+    return (out / (np.max(np.abs(out)) + 1e-12) * 10 ** (peak_dbfs / 20))[None].astype(np.float32)
 
 
 # -- numpy callables for the python backend ------------------------------------------------

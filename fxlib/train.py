@@ -9,16 +9,13 @@ Phases, in order, each with its own Adam optimiser, ReduceLROnPlateau and early 
   :class:`~fxlib.layer.BlackBoxFx` with SPSA gradients, the loss against the target audio,
   plus :func:`anchor_loss` holding the effects not trained yet at their defaults.
 
-After the phases, a profile with ``level_trim`` measures the trained model's level trim on the
-training split (:meth:`Trainer.trim_level`, :func:`level_trim`); the best fixed baseline gets its
-own (:meth:`Trainer.fit_fixed`).
-
-Everything a run needs to go on is in ``<out>/checkpoint.pt``, written atomically every
-``checkpoint_every`` steps and at each epoch's end: model, optimiser, scheduler, phase,
-epoch, step, early-stopping counters, every random generator. Started again on the same
-folder, a run resumes where the checkpoint left it (streaming effect state is not saved:
-the streams restart from a reset). ``<out>/best.pt`` holds the best validation model,
-``<out>/log.csv`` and ``<out>/tb/`` (TensorBoard) the curves.
+Training writes only the training state into its run folder (:class:`~fxlib.rundir.RunDir`):
+the record ``run.json`` when it starts, ``checkpoint.pt`` atomically every ``checkpoint_every``
+steps and at each epoch's end (model, optimiser, scheduler, phase, epoch, step, early-stopping
+counters, every random generator), ``best.pt`` (the best validation weights), ``log.csv`` and
+``tb/`` (TensorBoard). Started again on the same folder, a run resumes where the checkpoint
+left it (streaming effect state is not saved: the streams restart from a reset). What is
+measured after training (the best fixed vector, output gains) is :mod:`fxlib.calibrate`'s.
 
 Distributed: under ``torchrun`` each rank trains on its own share of the files with its own
 worker pool; gradients of the encoder are averaged (gloo on CPU, nccl on CUDA). Rank 0
@@ -27,13 +24,12 @@ writes checkpoints and logs. The encoder runs on CUDA when available; effects st
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -42,71 +38,20 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .atomic import atomic_output, write_json
+from .atomic import atomic_output
 from .chain import FxChain
-from .data.audio import DataError
-from .data.paired import PairedDataset, read_manifest
-from .data.windows import RandomClips, StreamingWindows, context_lead
-from .errors import FxError, SpecError
-from .evaluate import FixedSetting
+from .data.paired import PairedDataset
+from .data.windows import RandomClips, StreamingWindows
+from .errors import SpecError
+from .framing import context_lead
 from .layer import BlackBoxFx
 from .losses import get_loss
-from .metrics import loudness_lufs
-from .model import DeepAFx, curve_ranges, render_curve
-from .presets import chain_spec
-from .tasks import Profile, Task, get_task
+from .model import DeepAFx, curve_ranges
+from .paths import data_dir, portable, resolve
+from .rundir import RunDir, RunRecord, git_commit
+from .tasks import Profile, get_task
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunConfig:
-    """What identifies a run; a resumed run must match it."""
-
-    task: str
-    profile: dict
-    chain: str
-    data_root: str
-    seed: int
-
-
-def select_chain(task: Task, requested: str | None = None) -> tuple[str, dict]:
-    """The first of the task's preset chains that builds here (or ``requested``)."""
-    reasons = []
-    for name in [requested] if requested else task.chains:
-        spec = chain_spec(name)
-        try:
-            FxChain.from_spec(spec).close()
-        except FxError as e:
-            reasons.append(f"{name}: {e}")
-            continue
-        return name, spec
-    raise FxError(f"no chain of task {task.name!r} can be built here:\n  " + "\n  ".join(reasons))
-
-
-def ensure_data(task: Task, root: Path, profile: Profile, seed: int) -> Path:
-    """The dataset folder; built with the task's offline builder when it has no manifest.
-
-    Raises:
-        FileNotFoundError: no dataset and the profile builds none (it expects downloaded data).
-        DataError: the folder holds an offline build of another size than the profile's
-            ``data_seconds`` (for example a smoke-sized build where quick is asked for).
-    """
-    if not (root / "manifest.json").exists():
-        if profile.data_seconds <= 0:
-            raise FileNotFoundError(f"{root} holds no dataset (no manifest.json); download it with "
-                                    f"`fxlib data {task.name} download --root {root}`")
-        log.info("building the offline %s dataset in %s", task.name, root)
-        task.build_data(root, profile.data_seconds, seed)
-        return root
-    manifest = read_manifest(root)
-    seconds = sum(p.duration for p in manifest.pairs)
-    if manifest.source.get("kind") == "offline" and profile.data_seconds > 0 \
-            and abs(seconds - profile.data_seconds) > 0.1 * profile.data_seconds:
-        raise DataError(f"{root} holds an offline {task.name} build of {seconds:.0f} s, but this profile asks for "
-                        f"{profile.data_seconds:.0f} s; pass another data folder (--data) or delete {root} "
-                        "to build it again")
-    return root
 
 
 # -- distributed helpers --------------------------------------------------------------------
@@ -167,20 +112,20 @@ def _mean_across_ranks(value: float) -> float:
 
 
 # -- checkpoints and logs -------------------------------------------------------------------
-def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename over ``path``."""
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every global generator's state as tensors and plain data (a checkpoint loads weights-only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
 
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
 
 
 def _fx_state(fx: BlackBoxFx | None) -> dict | None:
@@ -239,33 +184,6 @@ def render_loss(fx: BlackBoxFx, batch: dict, params: torch.Tensor, targets: Stre
     return loss_fn(out, target)
 
 
-def level_trim(system: Callable[[np.ndarray], np.ndarray], dataset: PairedDataset) -> float:
-    """The gain, in dB, that brings a system's mean loudness difference from the targets to 0.
-
-    ``-mean_i (L(system(x_i)) - L(y_i))`` over the files of ``dataset``, ``L`` the integrated
-    loudness (BS.1770) of the whole file in LUFS. A gain of ``g`` dB after the system moves each
-    ``L`` by ``g`` LU (blocks that cross the -70 LUFS gate aside), so the trimmed system is neither
-    louder nor quieter than the targets on average over these files.
-
-    Args:
-        system: ``f(x (C, T)) -> y (C, T)`` at the dataset's sample rate.
-
-    Raises:
-        DataError: when a file's output or target is silent (below the -70 LUFS gate): it has
-            no level to match.
-    """
-    differences = []
-    for (x, target), pair in zip(dataset, dataset.pairs):
-        out_lufs, target_lufs = loudness_lufs(system(x), dataset.sample_rate), loudness_lufs(target, dataset.sample_rate)
-        if not np.isfinite(out_lufs - target_lufs):
-            raise DataError(f"level trim: pair {pair.id!r} has a silent {'output' if np.isfinite(target_lufs) else 'target'}"
-                            f" (below the -70 LUFS gate), so no level to match")
-        differences.append(out_lufs - target_lufs)
-    if not differences:
-        raise DataError(f"level trim: {dataset!r} holds no files")
-    return -float(np.mean(differences))
-
-
 def anchor_loss(params: torch.Tensor, default: torch.Tensor, n_trained: int, weight: float) -> torch.Tensor:
     """``weight`` times the MSE of the untrained parameters ``params[:, n_trained:]`` to their defaults.
 
@@ -303,37 +221,99 @@ class CsvLog:
             csv.DictWriter(f, self.FIELDS).writerow(row)
 
 
+# -- batches and validation, shared with calibration (fxlib.calibrate) ------------------------
+def stream_batches(dataset: PairedDataset | Shard, profile: Profile, seed: int, skip: int = 0) -> Iterator[dict]:
+    """Endless stateful training batches of ``dataset`` (:class:`StreamingWindows`, :func:`endless`)."""
+    windows = StreamingWindows(dataset, profile.batch_size, profile.context, profile.frame, seed=seed)
+    return endless(windows, skip)
+
+
+@torch.no_grad()
+def validation_loss(chain_spec: dict, k: int, dataset: PairedDataset, profile: Profile, seed: int,
+                    loss_fn: nn.Module, predict: Callable[[torch.Tensor], torch.Tensor],
+                    start_unit: torch.Tensor | None = None) -> float:
+    """Mean loss over ``profile.valid_batches`` seeded random clips of ``dataset``.
+
+    ``k = 0`` is stage 1: the MSE of the predicted parameters to ``start_unit``. ``k > 0`` renders
+    each clip through the first ``k`` effects of ``chain_spec`` from a reset, warmed by the part of
+    the context that precedes the frame (clip mode with pre-roll), at the parameters ``predict``
+    gives, and returns the loss to the targets.
+
+    Args:
+        predict: ``context (B, C, context) -> (B, P)`` parameters in [0, 1] on the CPU.
+        start_unit: ``(P,)``, what stage 1 regresses (``k = 0`` only).
+    """
+    clips = RandomClips(dataset, profile.batch_size, profile.context, profile.frame, seed=seed)
+    losses = []
+    with FxChain.from_spec({**chain_spec, "effects": chain_spec["effects"][:max(k, 1)]}) as chain:
+        n_params = chain.num_params
+        for _, batch in zip(range(profile.valid_batches), clips):
+            params = predict(batch["context"])
+            if k == 0:
+                losses.append(float(nn.functional.mse_loss(params, start_unit.expand_as(params))))
+                continue
+            u = params[:, :n_params].double().numpy()
+            out = torch.stack([torch.from_numpy(_render_clip(chain, c.numpy(), row, profile.frame))
+                               for c, row in zip(batch["context"], u)])
+            losses.append(float(loss_fn(out, batch["target"])))
+    return float(np.mean(losses))
+
+
+def _render_clip(chain: FxChain, context: np.ndarray, u: np.ndarray, frame: int) -> np.ndarray:
+    """Render the centred ``frame`` of a context window, warmed by the samples before it."""
+    start = context_lead(context.shape[1], frame)
+    return chain.process(np.ascontiguousarray(context[:, :start + frame]), u, preroll=start)
+
+
+def render_workers(profile: Profile, world: int = 1) -> int:
+    """Render worker processes per rank: the profile's ``workers``, else the cores shared by the ranks."""
+    if profile.workers is not None:
+        return profile.workers
+    return max(1, (os.cpu_count() or 1) // world)
+
+
+def progress_bar(enabled: bool, desc: str, total: int, initial: int = 0):
+    """A tqdm bar on stderr, or None when ``enabled`` is false."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, leave=False, file=sys.stderr)
+
+
 # -- the trainer ----------------------------------------------------------------------------
 class Trainer:
-    """Runs the phases of one task and profile into ``out_dir``.
+    """Runs the phases of one task and profile into a run folder.
 
     Args:
         task: a task name ("amp", ...); profile: a profile name or a :class:`Profile`.
-        out_dir: run folder (checkpoints, logs); data_root: dataset folder (built if absent).
+        out_dir: the run folder (:class:`~fxlib.rundir.RunDir`); data_root: the data set folder
+            (built if absent; default :func:`fxlib.paths.data_dir`). Relative paths are relative
+            to the project root (:func:`fxlib.paths.resolve`).
         chain: a preset name to use instead of the task's first buildable one.
         seed: seeds every generator (data order, perturbations, initialisation).
         device: "cpu", "cuda" or None (CUDA when available).
         checkpoint_every: steps between mid-epoch checkpoints.
+        progress: show progress bars.
     """
 
     def __init__(self, task: str, profile: str | Profile, out_dir: str | os.PathLike,
                  data_root: str | os.PathLike | None = None, chain: str | None = None, seed: int = 0,
                  device: str | None = None, checkpoint_every: int = 25, progress: bool = True) -> None:
         self.task = get_task(task)
-        self.profile_name = profile if isinstance(profile, str) else "custom"
         self.profile = self.task.profile(profile) if isinstance(profile, str) else profile
-        self.out = Path(out_dir)
-        self.data_root = Path(data_root) if data_root else Path("data") / self.task.name
+        self.profile_name = self.task.profile_name(profile)
+        self.run = RunDir(out_dir)
+        self.data_root = resolve(data_root or data_dir(self.task.name, self.profile_name))
         self.seed = seed
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.checkpoint_every = checkpoint_every
         self.progress = progress
         self.rank, self.world = _dist_info()
         _init_distributed(self.device)
-        self.chain_name, self.spec = select_chain(self.task, chain)
-        self.run = RunConfig(self.task.name, asdict(self.profile), self.chain_name, str(self.data_root), seed)
+        self.chain_name, self.spec = self.task.select_chain(chain)
         if self.rank == 0:
-            ensure_data(self.task, self.data_root, self.profile, seed)
+            self.task.ensure_data(self.data_root, self.profile, seed)
         self._barrier()
         self.train_set = PairedDataset(self.data_root, "train", self.task.sample_rate, self.task.channels)
         self.valid_set = PairedDataset(self.data_root, "valid", self.task.sample_rate, self.task.channels)
@@ -350,6 +330,8 @@ class Trainer:
         self.start_unit = self.model.default_unit.clamp(margin, 1 - margin)
         self.loss_fn = get_loss(self.profile.loss, self.task.sample_rate, **self.profile.loss_options)
         self.phases = ["stage1"] + [f"stage2-{k}" for k in range(1, len(self.model.effect_sizes) + 1)]
+        self.record = RunRecord(self.task.name, self.profile_name, asdict(self.profile), self.chain_name,
+                                self.model.config(), portable(self.data_root), seed, git_commit())
 
     # -- helpers ---------------------------------------------------------------------------
     def _barrier(self) -> None:
@@ -367,66 +349,55 @@ class Trainer:
     def _shard(self, dataset: PairedDataset) -> PairedDataset | Shard:
         return Shard(dataset, self.rank, self.world) if self.world > 1 else dataset
 
-    def _stream(self, seed: int, skip: int = 0) -> Iterator[dict]:
-        """This rank's endless training batches for generator ``seed``, from batch ``skip``."""
-        p = self.profile
-        windows = StreamingWindows(self._shard(self.train_set), p.batch_size, p.context, p.frame,
-                                   seed=seed + 7919 * self.rank)
-        return endless(windows, skip)
-
     def _state(self, phase: int, epoch: int, step: int, global_step: int, opt: torch.optim.Optimizer | None,
                sched: Any, best: float, bad: int, fx: BlackBoxFx | None, done: bool = False) -> dict:
         """A checkpoint; ``opt`` and ``sched`` None at a phase boundary (the next phase starts its own)."""
-        return {"run": asdict(self.run), "model_config": self.model.config(), "encoder": self.model.encoder.state_dict(),
+        return {"encoder": self.model.encoder.state_dict(),
                 "phase": phase, "epoch": epoch, "step": step, "global_step": global_step, "done": done,
                 "optimizer": opt and opt.state_dict(), "scheduler": sched and sched.state_dict(),
-                "best": best, "bad_epochs": bad,
-                "rng": _rng_state(), "fx": _fx_state(fx),
-                "chain": self.chain_name, "task": self.task.name, "profile": self.profile_name}
+                "best": best, "bad_epochs": bad, "rng": _rng_state(), "fx": _fx_state(fx)}
 
-    def _save(self, state: dict, name: str = "checkpoint.pt") -> None:
+    def _save(self, state: dict) -> None:
         if self.rank == 0:
-            save_atomic(state, self.out / name)
-
-    def _load(self) -> dict | None:
-        path = self.out / "checkpoint.pt"
-        if not path.exists():
-            return None
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("run") != asdict(self.run):
-            raise SpecError(f"{path} belongs to another run ({state.get('run')}); "
-                            f"use another output folder or delete it to start over")
-        return state
+            self.run.save_checkpoint(state)
 
     # -- the run ---------------------------------------------------------------------------
-    def fit(self) -> Path:
-        """Train every phase (resuming from ``out_dir/checkpoint.pt`` if present); return best.pt."""
-        self.out.mkdir(parents=True, exist_ok=True)
+    def fit(self) -> RunDir:
+        """Train every phase (resuming from the run folder's checkpoint if present); return the run folder.
+
+        Raises:
+            SpecError: the folder holds another run.
+            RunFormatError: the folder holds a run of another format, or a broken checkpoint.
+        """
+        if self.rank == 0:
+            self.run.start(self.record)
+        self._barrier()
         self.started = time.monotonic()
-        state = self._load()
+        state = self.run.load_checkpoint()
         if state is not None and state["done"]:
-            return self.out / "best.pt"
+            return self.run
         if state is not None:
             self.model.encoder.load_state_dict(state["encoder"])
             _set_rng_state(state["rng"])
-        csv_log = CsvLog(self.out / "log.csv", state["global_step"] if state else None) if self.rank == 0 else None
+        csv_log = CsvLog(self.run.log_path, state["global_step"] if state else None) if self.rank == 0 else None
         from torch.utils.tensorboard import SummaryWriter
 
-        tb = SummaryWriter(self.out / "tb", purge_step=state["global_step"] if state else None) if self.rank == 0 else None
+        tb = SummaryWriter(self.run.tensorboard_dir, purge_step=state["global_step"] if state else None) \
+            if self.rank == 0 else None
         global_step = state["global_step"] if state else 0
         try:
             for index in range(state["phase"] if state else 0, len(self.phases)):
                 global_step = self._phase(index, state if state and state["phase"] == index else None,
                                           global_step, csv_log, tb)
                 state = None
-            final = torch.load(self.out / "checkpoint.pt", map_location="cpu", weights_only=False)
+            final = self.run.load_checkpoint()
             final["done"] = True
             self._save(final)
         finally:
             if tb is not None:
                 tb.close()
         self._barrier()
-        return self.out / "best.pt"
+        return self.run
 
     def _phase(self, index: int, state: dict | None, global_step: int, csv_log: CsvLog | None, tb: Any) -> int:
         phase, p = self.phases[index], self.profile
@@ -440,7 +411,7 @@ class Trainer:
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=p.lr_factor, patience=p.lr_patience,
                                                            min_lr=p.min_lr)
         best, bad, epoch0, step0 = float("inf"), 0, 0, 0
-        fx = None if stage1 else BlackBoxFx(self._sub_spec(k), workers=self._workers(), mode=p.mode,
+        fx = None if stage1 else BlackBoxFx(self._sub_spec(k), workers=render_workers(p, self.world), mode=p.mode,
                                             epsilon=p.epsilon, draws=p.draws, seed=self.seed + index)
         try:
             if state is not None and state["optimizer"] is not None:
@@ -449,12 +420,14 @@ class Trainer:
                 best, bad, epoch0, step0 = state["best"], state["bad_epochs"], state["epoch"], state["step"]
                 if fx is not None and state["fx"] is not None:
                     _set_fx_state(fx, state["fx"])
-            batches = self._stream(self.seed + 1000 * index, epoch0 * steps + step0)
+            batches = stream_batches(self._shard(self.train_set), p, self.seed + 1000 * index + 7919 * self.rank,
+                                     epoch0 * steps + step0)
             targets = StreamTargets(fx.latency, p.frame) if fx is not None and p.mode == "stream" else None
             for epoch in range(epoch0, epochs):
                 if bad >= patience:
                     break
-                bar = self._bar(f"{phase} epoch {epoch + 1}/{epochs}", steps, step0)
+                bar = progress_bar(self.progress and self.rank == 0, f"{phase} epoch {epoch + 1}/{epochs}", steps,
+                                   step0)
                 losses = []
                 for step in range(step0, steps):
                     batch = next(batches)
@@ -485,10 +458,10 @@ class Trainer:
                                   lr=opt.param_groups[0]["lr"], seconds=f"{time.monotonic() - self.started:.1f}")
                 if tb is not None:
                     tb.add_scalar(f"{phase}/valid_loss", valid, global_step)
-                state_now = self._state(index, epoch + 1, 0, global_step, opt, sched, best, bad, fx)
-                if improved:
-                    self._save(state_now, "best.pt")
-                self._save(state_now)
+                if improved and self.rank == 0:
+                    self.run.save_best(self.model.encoder.state_dict(), phase=phase, epoch=epoch + 1,
+                                       global_step=global_step, valid_loss=valid)
+                self._save(self._state(index, epoch + 1, 0, global_step, opt, sched, best, bad, fx))
                 log.info("%s epoch %d: train %.5g valid %.5g%s", phase, epoch + 1, train_loss, valid,
                          " (best)" if improved else "")
             self._reload_best()
@@ -501,20 +474,7 @@ class Trainer:
     def _reload_best(self) -> None:
         """Continue the next phase from this phase's best model (as early stopping restores it)."""
         self._barrier()
-        best = torch.load(self.out / "best.pt", map_location="cpu", weights_only=False)
-        self.model.encoder.load_state_dict(best["encoder"])
-
-    def _workers(self) -> int | None:
-        if self.profile.workers is not None:
-            return self.profile.workers
-        return max(1, (os.cpu_count() or 1) // self.world)
-
-    def _bar(self, desc: str, total: int, initial: int):
-        if not self.progress or self.rank != 0:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=initial, desc=desc, leave=False, file=sys.stderr)
+        self.model.encoder.load_state_dict(self.run.load_best()["encoder"])
 
     def _step(self, model: nn.Module, batch: dict, fx: BlackBoxFx | None, n_params: int,
               targets: StreamTargets | None) -> torch.Tensor:
@@ -525,155 +485,14 @@ class Trainer:
         loss = render_loss(fx, batch, params[:, :n_params], targets, self.loss_fn)
         return loss + anchor_loss(params, start, n_params, self.profile.anchor)
 
-    def trim_level(self) -> float:
-        """Measure the trained model's level trim on the training split and store it in best.pt.
-
-        With the profile's ``level_trim`` only: :func:`level_trim` of the model as it processes
-        whole files (:meth:`DeepAFx.process`), written atomically into best.pt's model config
-        (``trim_db``, :attr:`DeepAFx.trim_db`) and its record (``level_trim``). A best.pt that
-        holds a record keeps its trim, so a finished run measures it once.
-
-        Returns:
-            the trim in dB (0 without ``level_trim``).
-        """
-        if not self.profile.level_trim:
-            return 0.0
-        best = self.out / "best.pt"
-        state = torch.load(best, map_location="cpu", weights_only=False)
-        if "level_trim" in state:
-            return float(state["level_trim"]["trim_db"])
-        model = DeepAFx.from_checkpoint(best)
-        trim = level_trim(lambda x: model.process(x)[0], self.train_set)
-        state["model_config"]["trim_db"] = trim
-        state["level_trim"] = {"trim_db": trim, "split": "train", "files": len(self.train_set)}
-        self._save(state, "best.pt")
-        log.info("level trim of the model: %+.2f dB (training split)", trim)
-        return trim
-
-    def fit_fixed(self) -> np.ndarray:
-        """The single parameter vector ``(P,)`` that fits the training set best (the baseline).
-
-        Adam on the unit vector itself (no encoder), starting from the defaults, through the
-        whole chain with the same windows, loss and SPSA settings as stage 2, for
-        ``fixed_steps`` steps. Every ``steps_per_epoch`` steps the vector is scored on the
-        validation clips, and the best scored (the defaults included) is kept, as early
-        stopping keeps the model's best epoch. With the profile's ``level_trim``, the vector's
-        own trim follows (:func:`level_trim`, key ``trim_db``). Cached in ``<out>/fixed.json``;
-        a cached vector without the trim that the profile asks for gets it added.
-        """
-        path = self.out / "fixed.json"
-        if path.exists():
-            fixed = FixedSetting.load(self.out)  # names a broken file
-            if self.profile.level_trim and "trim_db" not in (cached := json.loads(path.read_text())):
-                self._write_fixed(path, {**cached, "trim_db": self._fixed_trim(fixed.unit)})
-            return fixed.unit
-        p, k = self.profile, len(self.model.effect_sizes)
-        u = nn.Parameter(self.model.default_unit.clone())
-        opt = torch.optim.Adam([u], lr=p.fixed_lr)
-        best_unit, best = u.detach().clone(), self.validate(k, u.detach())
-        scores = [best]
-        with BlackBoxFx(self.spec, workers=self._workers(), mode=p.mode, epsilon=p.epsilon, draws=p.draws,
-                        seed=self.seed + 999) as fx:
-            targets = StreamTargets(fx.latency, p.frame) if p.mode == "stream" else None
-            batches = self._stream(self.seed + 999)
-            bar = self._bar("best fixed parameters", p.fixed_steps, 0)
-            for step in range(p.fixed_steps):
-                loss = render_loss(fx, next(batches), u.clamp(0, 1).expand(p.batch_size, -1), targets, self.loss_fn)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                with torch.no_grad():
-                    u.clamp_(0, 1)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
-                    bar.update()
-                if (step + 1) % p.steps_per_epoch == 0 or step + 1 == p.fixed_steps:
-                    scores.append(self.validate(k, u.detach()))
-                    if scores[-1] < best:
-                        best, best_unit = scores[-1], u.detach().clone()
-            if bar is not None:
-                bar.close()
-            unit = best_unit.double().numpy()
-            native = {name: (v if isinstance(v, str) else float(v)) for name, v in fx.chain.to_native(unit).items()}
-        fixed = {"unit": unit.tolist(), "native": native, "steps": p.fixed_steps, "valid_loss": best,
-                 "valid_losses": scores}
-        if p.level_trim:
-            fixed["trim_db"] = self._fixed_trim(unit)
-        self._write_fixed(path, fixed)
-        return unit
-
-    def _fixed_trim(self, unit: np.ndarray) -> float:
-        trim = level_trim(lambda x: render_curve(self.spec, x, unit, self.profile.frame), self.train_set)
-        log.info("level trim of the best fixed vector: %+.2f dB (training split)", trim)
-        return trim
-
-    def _write_fixed(self, path: Path, fixed: dict) -> None:
-        if self.rank == 0:
-            write_json(path, fixed)
-
     @torch.no_grad()
-    def validate(self, k: int, fixed: torch.Tensor | None = None) -> float:
-        """Mean loss over ``valid_batches`` seeded random clips of the validation split.
+    def validate(self, k: int) -> float:
+        """The model's :func:`validation_loss` through the first ``k`` effects (``k = 0``: stage 1).
 
         Every rank validates on the whole split, so all ranks agree on early stopping.
-
-        ``k = 0`` is stage 1 (MSE to the default parameters); ``k > 0`` renders each clip
-        through the first ``k`` effects from a reset, warmed by the part of the context that
-        precedes the frame (clip mode with pre-roll), at the model's parameters or, when
-        given, at the ``fixed`` unit vector ``(P,)``.
         """
-        n_params = sum(self.model.effect_sizes[:k])
         self.model.eval()
-        clips = RandomClips(self.valid_set, self.profile.batch_size, self.profile.context,
-                            self.profile.frame, seed=self.seed + 12345)
-        losses = []
-        with FxChain.from_spec(self._sub_spec(max(k, 1))) as chain:
-            for _, batch in zip(range(self.profile.valid_batches), clips):
-                if fixed is not None:
-                    params = fixed.expand(len(batch["context"]), -1)
-                else:
-                    params = self.model(batch["context"].to(self.device)).cpu()
-                if k == 0:
-                    losses.append(float(nn.functional.mse_loss(params, self.start_unit.expand_as(params))))
-                    continue
-                u = params[:, :n_params].double().numpy()
-                out = torch.stack([torch.from_numpy(_render_clip(chain, c.numpy(), row, self.profile.frame))
-                                   for c, row in zip(batch["context"], u)])
-                losses.append(float(self.loss_fn(out, batch["target"])))
+        loss = validation_loss(self.spec, k, self.valid_set, self.profile, self.seed + 12345, self.loss_fn,
+                               lambda context: self.model(context.to(self.device)).cpu(), self.start_unit)
         self.model.train()
-        return float(np.mean(losses))
-
-
-def _render_clip(chain: FxChain, context: np.ndarray, u: np.ndarray, frame: int) -> np.ndarray:
-    """Render the centred ``frame`` of a context window, warmed by the samples before it."""
-    start = context_lead(context.shape[1], frame)
-    return chain.process(np.ascontiguousarray(context[:, :start + frame]), u, preroll=start)
-
-
-def train_and_evaluate(task: str, profile: str | Profile, out: str | os.PathLike, data: str | os.PathLike | None = None,
-                       chain: str | None = None, seed: int = 0, results: str | os.PathLike = "paper/results",
-                       device: str | None = None, checkpoint_every: int = 25, progress: bool = True,
-                       command: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The whole of ``fxlib train``: train (or resume), trim the level (a profile's ``level_trim``),
-    fit the best fixed vector, evaluate.
-
-    Arguments as for :class:`Trainer`; ``results`` is the folder of ``<task>.json`` and ``.md``,
-    ``command`` the command recorded in them (default: this process's), ``extra`` more facts
-    for the JSON. The wall time of the whole call is recorded as ``wall_seconds``.
-
-    Returns:
-        The results written (see :func:`fxlib.evaluate.evaluate_run`) on rank 0; None on the
-        other ranks of a distributed run.
-    """
-    from .evaluate import evaluate_run
-
-    started = time.monotonic()
-    trainer = Trainer(task, profile, out, data_root=data, chain=chain, seed=seed, device=device,
-                      checkpoint_every=checkpoint_every, progress=progress)
-    trainer.fit()
-    if trainer.rank != 0:
-        return None
-    trainer.trim_level()
-    trainer.fit_fixed()
-    facts = {"wall_seconds": round(time.monotonic() - started, 1), **(extra or {})}
-    return evaluate_run(out, results, extra=facts, command=command)
+        return loss

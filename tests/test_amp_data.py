@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from fxlib.cli import main
 from fxlib.data import DataNotFoundError, PairedDataset, amp, midi, read_manifest
 from fxlib.data.midi import DEFAULT_SOUNDFONT, Note, Part
 from fxlib.errors import BackendUnavailableError
@@ -107,8 +108,8 @@ def test_preamp_falls_back_when_a_backend_is_missing(monkeypatch):
 @needs_fluidsynth
 def test_cli_build_and_settings_conflict(tmp_path, capsys):
     args = ["build", "--root", str(tmp_path), "--seconds", "1.5", "--file-seconds", "0.5", "--preamp", "builtin"]
-    assert amp.main(args) == 0
+    assert main(["data", "amp", *args]) == 0
     manifest = read_manifest(tmp_path)
-    assert manifest.source["preamp"] == "builtin" and manifest.command.startswith("python data_scripts/amp.py build")
-    assert amp.main(args + ["--seed", "9"]) == 2
+    assert manifest.source["preamp"] == "builtin" and manifest.command.startswith("fxlib data amp build")
+    assert main(["data", "amp", *args, "--seed", "9"]) == 2
     assert "other settings" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import make_tar, wav_bytes
 
+from fxlib.cli import main
 from fxlib.data import (ChecksumError, DataError, DataNotFoundError, PairedDataset, breath, read_manifest)
 from fxlib.data.breath import ALSA_DIR, ASTERISK_DIR, download_paper_data, pair_recordings
 
@@ -116,9 +117,9 @@ def test_bad_build_settings(tmp_path):
 @needs_speech
 def test_cli_build_and_settings_conflict(tmp_path, capsys):
     args = ["build", "--root", str(tmp_path), "--seconds", "6", "--file-seconds", "2"]
-    assert breath.main(args) == 0
-    assert read_manifest(tmp_path).command.startswith("python data_scripts/breath.py build")
-    assert breath.main(args + ["--seed", "9"]) == 2
+    assert main(["data", "breath", *args]) == 0
+    assert read_manifest(tmp_path).command.startswith("fxlib data breath build")
+    assert main(["data", "breath", *args, "--seed", "9"]) == 2
     assert "other settings" in capsys.readouterr().err
 
 

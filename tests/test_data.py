@@ -1,17 +1,21 @@
-"""fxlib.data: WAV I/O, the manifest layout, PairedDataset and its errors, training windows, MIDI files."""
+"""fxlib.data: audio file I/O, the manifest layout, PairedDataset and its errors, training windows, MIDI files."""
 from __future__ import annotations
 
+import io
 import json
+import struct
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 from scipy.io import wavfile
 
 from fxlib.data import (AudioFileError, DataError, DataNotFoundError, Manifest, Pair, PairedDataset, PairWriter,
                         RandomClips, StreamingWindows, load_audio, read_manifest, save_audio, split_names,
-                        write_manifest)
+                        wav_bytes, write_manifest)
 from fxlib.data.midi import DRUM_CHANNEL, Note, Part, random_riff, write_midi
 from fxlib.errors import AudioFormatError
 
@@ -92,6 +96,149 @@ def test_load_errors_missing_nan_and_bad_channels(tmp_path):
     assert not (tmp_path / "bad.wav").exists()
 
 
+PAPER_MP3 = Path("/work/shared/paper-listening-test/mastering/full_model_92_0_x.mp3")
+
+
+def two_tones(sr: int = 44100, seconds: float = 1.0) -> np.ndarray:
+    """Stereo float32 ``(2, T)``: 440 Hz at 0.5 on the left, 660 Hz at 0.25 on the right."""
+    t = np.arange(int(sr * seconds)) / sr
+    return np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 660 * t)]).astype(np.float32)
+
+
+def riff(*chunks: tuple[bytes, bytes]) -> bytes:
+    """A RIFF WAVE file of ``(id, payload)`` chunks (odd payloads padded)."""
+    body = b"".join(cid + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1) for cid, data in chunks)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
+@pytest.mark.parametrize("bits", [8, 16, 24, 32])
+def test_pcm_wav_scaling_is_what_the_scipy_reader_gave(tmp_path, bits):
+    """Integer PCM reads as before the move to soundfile: uint8 (x - 128) / 128, int16 x / 2**15, 24 and
+    32 bit x / 2**(bits - 1) rounded once to float32; full scale, zero and odd values included."""
+    rng = np.random.default_rng(bits)
+    top = 2 ** (bits - 1)
+    ints = np.concatenate([[-top, -top + 1, -1, 0, 1, top - 2, top - 1], rng.integers(-top, top, 5000)])
+    pcm = (ints.astype(np.int64) << (32 - bits)).astype(np.int32)  # left-aligned: soundfile stores the top bits
+    soundfile.write(tmp_path / "pcm.wav", np.stack([pcm, pcm[::-1]], axis=1), 44100, format="WAV",
+                    subtype="PCM_U8" if bits == 8 else f"PCM_{bits}")
+    x, sr = load_audio(tmp_path / "pcm.wav")
+    old = (ints.astype(np.float64) / top).astype(np.float32)  # scipy's int16 / 2**15 in float32 is the same
+    assert sr == 44100 and x.dtype == np.float32 and x.shape == (2, ints.size)
+    assert np.array_equal(x[0], old) and np.array_equal(x[1], old[::-1])
+    if bits in (8, 16, 32):  # the files scipy.io.wavfile writes read the same
+        dtype = {8: np.uint8, 16: np.int16, 32: np.int32}[bits]
+        wavfile.write(tmp_path / "scipy.wav", 8000, (ints + 128).astype(dtype) if bits == 8 else ints.astype(dtype))
+        assert np.array_equal(load_audio(tmp_path / "scipy.wav")[0][0], old)
+
+
+def test_load_wav_with_a_fluidsynth_list_chunk(tmp_path):
+    """FluidSynth writes a LIST (INFO) chunk between fmt and data; scipy warned about it, soundfile skips it."""
+    pcm = np.array([0, 16384, -16384, 32767, -32768], np.int16)
+    fmt = struct.pack("<HHIIHH", 1, 1, SR, 2 * SR, 2, 16)
+    info = b"INFO" + b"ISFT" + struct.pack("<I", 11) + b"FluidSynth\0" + b"\0"
+    (tmp_path / "fs.wav").write_bytes(riff((b"fmt ", fmt), (b"LIST", info), (b"data", pcm.tobytes())))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x, sr = load_audio(tmp_path / "fs.wav")
+    assert sr == SR and np.array_equal(x, (pcm / 32768).astype(np.float32)[None])
+
+
+@pytest.mark.parametrize("file_format, subtype, rate", [("FLAC", "PCM_16", 44100), ("OGG", "VORBIS", 44100),
+                                                        ("OGG", "OPUS", 48000), ("MP3", "MPEG_LAYER_III", 44100)])
+def test_load_flac_ogg_and_mp3(tmp_path, file_format, subtype, rate):
+    x = two_tones(rate)
+    path = tmp_path / f"tones.{file_format.lower()}"
+    soundfile.write(path, x.T, rate, format=file_format, subtype=subtype)
+    y, sr = load_audio(path)
+    assert sr == rate and y.dtype == np.float32 and y.shape == x.shape
+    if file_format == "FLAC":
+        assert np.array_equal(y, np.round(x * 32768).clip(-32768, 32767).astype(np.float32) / 32768)
+    else:  # lossy: the same tones, each on its own channel
+        for c in range(2):
+            assert np.corrcoef(x[c], y[c])[0, 1] > 0.99
+    mono, _ = load_audio(path, channels=1, sample_rate=22050)
+    assert mono.shape == (1, x.shape[1] * 22050 // rate)
+
+
+@pytest.mark.skipif(not PAPER_MP3.is_file(), reason=f"the paper's listening-test stimuli are not at {PAPER_MP3.parent}")
+def test_load_the_papers_mp3_stimulus():
+    x, sr = load_audio(PAPER_MP3)
+    assert sr == 44100 and x.dtype == np.float32 and x.shape[0] == 1
+    assert 4.0 < x.shape[1] / sr < 4.1 and 0.1 < np.abs(x).max() <= 1.0  # about 4 s of mastered music
+    y, sr = load_audio(PAPER_MP3, sample_rate=SR, channels=2)
+    assert sr == SR and y.shape == (2, -(-x.shape[1] * SR // 44100))
+
+
+def test_save_flac_is_24_bit(tmp_path):
+    steps = np.array([-2 ** 23, -12345, -1, 0, 1, 777, 2 ** 23 - 1]) / 2 ** 23
+    x = np.stack([steps, steps[::-1]]).astype(np.float32)
+    path = save_audio(tmp_path / "sub" / "a.flac", x, 48000)
+    assert soundfile.info(path).format == "FLAC" and soundfile.info(path).subtype == "PCM_24"
+    y, sr = load_audio(path)
+    assert sr == 48000 and np.array_equal(x, y)  # values on the 24-bit grid come back exactly
+    assert sorted(p.name for p in path.parent.iterdir()) == ["a.flac"]  # no temporary file left
+    noise = np.random.default_rng(0).uniform(-1, 1, (1, 1000))
+    save_audio(tmp_path / "n.FLAC", noise, 22050)  # the suffix in any case
+    assert np.abs(load_audio(tmp_path / "n.FLAC")[0] - noise).max() <= 2.0 ** -24 + 1e-12
+    save_audio(tmp_path / "loud.flac", np.array([[1.5, -1.5, 1.0, -1.0]]), 22050)  # clipped
+    assert np.array_equal(load_audio(tmp_path / "loud.flac")[0], np.array([[1 - 2 ** -23, -1, 1 - 2 ** -23, -1]],
+                                                                            np.float32))
+
+
+def test_save_wav_is_float_and_byte_for_byte_reproducible(tmp_path):
+    """No PEAK chunk (libsndfile's holds a time stamp), so a data set's checksums reproduce."""
+    x = np.random.default_rng(0).uniform(-1.5, 1.5, (2, 1000)).astype(np.float32)
+    first = save_audio(tmp_path / "a.wav", x, SR).read_bytes()
+    assert b"PEAK" not in first and first == save_audio(tmp_path / "b.wav", x, SR).read_bytes()
+    info = soundfile.info(tmp_path / "a.wav")
+    assert (info.format, info.subtype, info.channels, info.frames) == ("WAV", "FLOAT", 2, 1000)
+    assert np.array_equal(load_audio(tmp_path / "a.wav")[0], x)  # values beyond full scale kept
+
+
+@pytest.mark.parametrize("name", ["a.mp3", "a.ogg", "a.wav.tmp", "a"])
+def test_save_refuses_other_suffixes(tmp_path, name):
+    with pytest.raises(AudioFormatError, match=rf"{name}: cannot write audio files .*\.wav or \.flac"):
+        save_audio(tmp_path / name, np.zeros((1, 10)), SR)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_names_a_format_limit_and_leaves_no_file(tmp_path):
+    with pytest.raises(AudioFormatError, match="nine.flac: cannot write 9 channel"):
+        save_audio(tmp_path / "nine.flac", np.zeros((9, 100)), SR)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_truncated_flac_is_an_error(tmp_path):
+    save_audio(tmp_path / "a.flac", np.random.default_rng(0).uniform(-1, 1, (1, 20000)), SR)
+    data = (tmp_path / "a.flac").read_bytes()
+    (tmp_path / "a.flac").write_bytes(data[:len(data) // 2])
+    with pytest.raises(AudioFileError, match="a.flac"):
+        load_audio(tmp_path / "a.flac")
+
+
+def test_wav_bytes_round_trip_rounding_and_clipping():
+    steps = np.array([0.0, 0.4, 0.6, -0.4, -0.6, 1.6, 32767.0, -32767.0, -40000.0, 100.0]) / 32767
+    x = np.stack([steps, -steps])
+    data = wav_bytes(x, 16000)
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    info = soundfile.info(io.BytesIO(data))
+    assert (info.format, info.subtype, info.samplerate, info.channels) == ("WAV", "PCM_16", 16000, 2)
+    pcm, sr = soundfile.read(io.BytesIO(data), dtype="int16", always_2d=True)
+    expected = [0, 0, 1, 0, -1, 2, 32767, -32767, -32767, 100]  # nearest step; clipped to +-32767
+    assert sr == 16000 and pcm[:, 0].tolist() == expected and pcm[:, 1].tolist() == [-v for v in expected]
+    assert np.array_equal(wav_bytes(x.astype(np.float32), 16000), data)
+    assert soundfile.read(io.BytesIO(wav_bytes(x[:1], 8000)), always_2d=True)[0].shape == (10, 1)
+
+
+def test_wav_bytes_refuses_bad_audio():
+    with pytest.raises(AudioFormatError, match="channels, samples"):
+        wav_bytes(np.zeros(10), SR)
+    with pytest.raises(AudioFormatError, match="NaN"):
+        wav_bytes(np.full((1, 10), np.nan), SR)
+    with pytest.raises(AudioFormatError, match="sample rate"):
+        wav_bytes(np.zeros((1, 10)), 0)
+
+
 # -- manifest and splits -------------------------------------------------------------------
 def test_manifest_round_trip_and_errors(tmp_path):
     pair = Pair("a", "train", "train/a_input.wav", "train/a_target.wav", 1.5, info={"tempo": 120})
@@ -137,7 +284,7 @@ def test_paired_dataset_loads_a_split(tmp_path):
 
 
 def test_missing_folder_says_how_to_make_it(tmp_path):
-    with pytest.raises(DataNotFoundError, match="does not exist.*data_scripts/<task>.py build"):
+    with pytest.raises(DataNotFoundError, match="does not exist.*fxlib data <task> build"):
         PairedDataset(tmp_path / "nothing", "train")
 
 
@@ -329,11 +476,16 @@ def test_random_riff_is_seeded_and_in_register():
 
 
 @pytest.mark.parametrize("task", ["amp", "breath", "mastering"])
-def test_data_commands_build_by_default_what_the_quick_profile_trains_on(task):
-    from fxlib.data.scripts import task_parser
+def test_data_commands_build_by_default_what_the_quick_profile_trains_on(task, monkeypatch):
+    import importlib
+
+    from fxlib.cli import main
+    from fxlib.paths import data_dir, resolve
     from fxlib.tasks import get_task
 
-    parser, _, _ = task_parser(task, "doc", "d", "b")
-    args = parser.parse_args(["build"])
-    assert args.root == f"data/{task}" and args.seed == 0
-    assert args.seconds == get_task(task).profile("quick").data_seconds
+    module, seen = importlib.import_module(f"fxlib.data.{task}"), {}
+    monkeypatch.setattr(module, "build", lambda root, seconds, *args, **kwargs: seen.update(root=root, seconds=seconds,
+                                                                                          **kwargs))
+    assert main(["data", task, "build"]) == 0
+    assert Path(seen["root"]) == resolve(data_dir(task, "quick")) and seen["command"].startswith(f"fxlib data {task}")
+    assert seen["seconds"] == get_task(task).profile("quick").data_seconds

@@ -19,6 +19,7 @@ from fxlib.listening import (ANCHOR, CARELESS, HIDDEN_REFERENCE, ListeningSessio
                              post_screen, read_stimuli, simulate_ratings, wilcoxon_tests)
 from fxlib.metrics import loudness_lufs, true_peak_dbtp
 from fxlib.presets import load_chain
+from fxlib.rundir import RunFormatError
 
 SR = 22050
 DEMO_SYSTEMS = {HIDDEN_REFERENCE, "input", "chain-default", "chain-halfway", ANCHOR}
@@ -79,19 +80,19 @@ def test_stimuli_export_resumes_and_refuses_other_settings(tmp_path):
 def test_export_needs_a_source_and_a_trained_run(tmp_path):
     with pytest.raises(SpecError, match="needs trained runs"):
         export_stimuli(tmp_path / "s")
-    with pytest.raises(DataNotFoundError, match="best.pt"):
+    with pytest.raises(RunFormatError, match="no-run holds no training run"):
         export_stimuli(tmp_path / "s", runs=[tmp_path / "no-run"])
 
 
 def _tiny_dataset(root: Path) -> Path:
     """Five 6 s pairs (3 train, 1 valid, 1 test): synthetic phrases through amp-builtin at one setting."""
-    from fxlib.listening import _demo_phrase
+    from fxlib.reference_fx import demo_phrase
 
     writer = PairWriter(root, Manifest("amp", {"synthetic": "test_listening"}, SR, 1, 0, "test", {"pairs": 5}))
     with load_chain("amp-builtin") as chain:
         u = np.random.default_rng(0).uniform(0.2, 0.8, chain.num_params)
         for k, split in enumerate(["train", "train", "train", "valid", "test"]):
-            x = _demo_phrase(np.random.default_rng(k), 6.0, SR)
+            x = demo_phrase(6.0, SR, k)
             inp, tgt = writer.paths(f"{k:04d}", split)
             save_audio(inp, x, SR)
             save_audio(tgt, chain.process(x, u), SR)
@@ -101,14 +102,14 @@ def _tiny_dataset(root: Path) -> Path:
 
 
 def test_export_from_a_trained_run(tmp_path, one_torch_thread):
+    from fxlib.calibrate import calibrate
     from fxlib.tasks import get_task
     from fxlib.train import Trainer
 
     data = _tiny_dataset(tmp_path / "data")
     profile = get_task("amp").profile("smoke").override(context=4096, fixed_steps=2)
     trainer = Trainer("amp", profile, tmp_path / "run", data_root=data, chain="amp-builtin", progress=False)
-    trainer.fit()
-    trainer.fit_fixed()
+    calibrate(trainer.fit())
     manifest = export_stimuli(tmp_path / "stimuli", runs=[tmp_path / "run"], trials=3, seconds=2.0, seed=1)
     systems = {HIDDEN_REFERENCE, ANCHOR, "input", "chain-default", "chain-best-fixed", "deepafx"}
     target, _ = load_audio(data / "test" / "0004_target.wav")

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
+from fxlib.cli import main
 from fxlib.data import ChecksumError, DataError, DataNotFoundError, DownloadError, PairedDataset, read_manifest
 from fxlib.data import mastering
 from fxlib.data.midi import DEFAULT_SOUNDFONT
@@ -249,8 +250,9 @@ def test_malformed_song_manifests_are_named(songs, change, message):
 
 def test_cli_requires_a_manifest_and_reports_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        mastering.main(["download", "--root", str(tmp_path / "d")])
-    assert mastering.main(["download", "--root", str(tmp_path / "d"), "--manifest", str(tmp_path / "none.json")]) == 2
+        main(["data", "mastering", "download", "--root", str(tmp_path / "d")])
+    assert main(["data", "mastering", "download", "--root", str(tmp_path / "d"), "--manifest",
+                 str(tmp_path / "none.json")]) == 2
     assert "song manifest" in capsys.readouterr().err
     with pytest.raises(DataNotFoundError, match="does not exist"):
         mastering.read_song_manifest(tmp_path / "none.json")

@@ -7,15 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import ROOT, noise
 from fxlib.baselines import matchering
 from fxlib.data import DataError, Manifest, PairWriter, save_audio
 from fxlib.errors import AudioFormatError, FxError
-from fxlib.evaluate import FixedSetting
 from fxlib.metrics import loudness_lufs
-from fxlib.model import DeepAFx
+from fxlib.rundir import RunDir
 from fxlib.tasks import get_task
 
 SR = 22050
@@ -101,7 +99,7 @@ def test_the_reference_is_the_median_training_master(tmp_path):
 @pytest.mark.slow
 def test_smoke_training_writes_the_table(tmp_path):
     """`fxlib train --task mastering --profile smoke` end to end: the results hold every system and metric."""
-    done = subprocess.run([sys.executable, "-m", "fxlib.cli", "train", "--task", "mastering", "--profile", "smoke",
+    done = subprocess.run([sys.executable, "-m", "fxlib", "train", "--task", "mastering", "--profile", "smoke",
                            "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
                            "--results", str(tmp_path / "results"), "--no-progress"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -113,7 +111,7 @@ def test_smoke_training_writes_the_table(tmp_path):
         assert {"loudness_error_lufs", "true_peak_error_db", "spectral_balance_distance",
                 "loudness_difference_lufs"} <= set(row)
     assert "matchering" in (tmp_path / "results" / "mastering.md").read_text()
-    model = DeepAFx.from_checkpoint(tmp_path / "run" / "best.pt")  # the profile trims the level
-    record = torch.load(tmp_path / "run" / "best.pt", map_location="cpu", weights_only=False)["level_trim"]
-    assert record["split"] == "train" and record["trim_db"] == model.trim_db != 0.0
-    assert np.isfinite(FixedSetting.load(tmp_path / "run").trim_db)
+    run = RunDir(tmp_path / "run")  # the profile trims the level
+    record = json.loads(run.trim_path.read_text())
+    assert record["split"] == "train" and record["trim_db"]["deepafx"] == run.model().trim_db != 0.0
+    assert np.isfinite(run.fixed().trim_db)

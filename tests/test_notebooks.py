@@ -21,27 +21,28 @@ import pytest
 
 papermill = pytest.importorskip("papermill")
 
-from fxlib.reproduce import CELL_TIMEOUT_S  # noqa: E402 (after the skip when papermill is missing)
+from fxlib.reproduce import CELL_TIMEOUT_S, task_parameters  # noqa: E402 (after the skip when papermill is missing)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-REPO_FOLDERS = ("paper", "data", "runs")
 TOUR = "00_tour.ipynb"
 TASKS = {"01_amp_emulation.ipynb": "amp", "02_breath_removal.ipynb": "breath", "03_mastering.ipynb": "mastering"}
+#: Path parameters of the other notebooks; empty, each means a default folder in the checkout.
+PATH_PARAMETERS = ("run", "stimuli", "ratings", "simulated_ratings")
 FAST = {TOUR: {"clip_seconds": 2.0, "error_trials": 2}}  # extra settings that keep a notebook quick
 
 
 def smoke_parameters(notebook: Path, tmp: Path) -> dict:
-    """The smoke profile and every repository path parameter moved under ``tmp``."""
-    params = {}
-    for name, info in papermill.inspect_notebook(str(notebook)).items():
-        value = ast.literal_eval(info["default"])
-        if name == "profile":
-            params[name] = "smoke"
-        elif isinstance(value, str) and value.split("/")[0] in REPO_FOLDERS:
-            params[name] = str(tmp / value)
-        elif name == "out":  # a task notebook's run folder ("" means runs/<task>-<profile> in the checkout)
-            params[name] = str(tmp / "runs" / notebook.stem)
+    """The smoke profile and every path parameter moved under ``tmp``: a task notebook gets what the
+    smoke reproduction injects, with ``tmp/paper`` as the output folder."""
+    names = set(papermill.inspect_notebook(str(notebook)))
+    if notebook.name in TASKS:
+        task = TASKS[notebook.name]
+        params = {**task_parameters(task, "smoke", 0, tmp / "paper"), "data": str(tmp / "data" / task),
+                  "out": str(tmp / "runs" / notebook.stem)}
+    else:
+        params = {name: str(tmp / name) for name in names & set(PATH_PARAMETERS)}
+    assert set(params) <= names, f"{notebook.name} lacks parameters {set(params) - names}"
     return {**params, **FAST.get(notebook.name, {})}
 
 
@@ -138,10 +139,9 @@ def test_other_notebooks_run_on_smoke_settings(path, tmp_path):
 
 @pytest.mark.slow
 def test_the_tour_plays_a_trained_model(tmp_path):
-    from fxlib.notebook import run_task
+    from fxlib.experiment import run_task
 
-    run = run_task("amp", "smoke", data=str(tmp_path / "data"), out=str(tmp_path / "run"),
-                   results=str(tmp_path / "results"))
+    run = run_task("amp", "smoke", data=tmp_path / "data", out=tmp_path / "run", progress=False)
     nb = execute(ROOT / "notebooks" / TOUR, tmp_path, run=run["run_dir"])
     assert not any("No model to play" in o.get("data", {}).get("text/markdown", "") for o in outputs(nb))
     widgets = [o for o in outputs(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]

@@ -10,7 +10,10 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from fxlib import reproduce
 from fxlib.atomic import write_json
-from fxlib.reproduce import Job, Outcome, at_a_glance, paper_comparison, run_jobs, task_parameters, write_report
+from fxlib.cli import main
+from fxlib.paths import data_dir, reproduction_dir
+from fxlib.report import Outcome, at_a_glance, paper_comparison, write_report
+from fxlib.reproduce import Job, run_jobs, task_parameters
 
 KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
           "language_info": {"name": "python"}}
@@ -105,10 +108,10 @@ def test_task_parameters_stay_under_the_output_folder():
 
 
 def test_a_smoke_reproduction_keeps_off_the_quick_data_and_the_committed_results():
-    params = task_parameters("amp", "smoke", 0, reproduce.default_output("smoke"))
+    params = task_parameters("amp", "smoke", 0, reproduction_dir("smoke"))
     assert params["data"] == "data/amp-smoke" and params["out"] == "runs/amp-smoke"
     assert params["results"] == "runs/reproduce-smoke/results"
-    assert reproduce.default_output("quick") == "paper" and reproduce.data_folder("amp", "paper") == "data/amp"
+    assert str(reproduction_dir("quick")) == "paper" and str(data_dir("amp", "paper")) == "data/amp"
 
 
 SYSTEMS = {"input": {"loss": 3.0, "mfcc_cosine": 0.03}, "chain-best-fixed": {"loss": 2.0, "mfcc_cosine": 0.02},
@@ -158,7 +161,7 @@ def test_the_paper_figures_sit_beside_ours_when_a_task_gives_them():
 def test_report_only_rewrites_the_report_from_results(tmp_path):
     paper = tmp_path / "paper"
     write_json(paper / "results" / "amp.json", fake_results("amp"))
-    assert reproduce.main(["--report-only", "--paper", str(paper), "--tasks", "amp"]) == 0
+    assert main(["reproduce", "--report-only", "--paper", str(paper), "--tasks", "amp"]) == 0
     text = (paper / "REPORT.md").read_text()
     assert "## amp:" in text and "report regenerated from results" in text
     assert json.loads((paper / "results" / "amp.json").read_text())["task"] == "amp"

@@ -13,21 +13,22 @@ import numpy as np
 import pytest
 import torch
 
-from fxlib.errors import FxError, SpecError
-from fxlib.model import DeepAFx, curve_ranges, render_curve
-from fxlib.presets import chain_spec
-from fxlib.tasks import get_task
+from fxlib.calibrate import calibrate, level_trim
 from fxlib.data.audio import DataError
 from fxlib.data.paired import PairedDataset
-from fxlib.evaluate import FixedSetting, standard_systems
+from fxlib.errors import FxError, SpecError
 from fxlib.metrics import loudness_lufs
-from fxlib.train import StreamTargets, Trainer, anchor_loss, endless, level_trim
+from fxlib.model import DeepAFx, curve_ranges, render_curve
+from fxlib.presets import chain_spec
+from fxlib.rundir import RunDir, RunFormatError, standard_systems
+from fxlib.tasks import get_task
+from fxlib.train import StreamTargets, Trainer, anchor_loss, endless
 
 CHAIN = "amp-builtin"  # deterministic and quick everywhere; the LV2 chain is exercised by `make reproduce`
 
 
 def fxlib_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fxlib.cli", *args]
+    return [sys.executable, "-m", "fxlib", *args]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,8 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-def encoder_weights(path: Path) -> torch.Tensor:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+def encoder_weights(run: Path) -> torch.Tensor:
+    state = RunDir(run).load_best()
     return torch.cat([v.flatten().double() for v in state["encoder"].values() if v.is_floating_point()])
 
 
@@ -56,7 +57,7 @@ def test_train_cli_writes_results_table(data_root, tmp_path):
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert log[0].startswith("phase,epoch") and any(line.startswith("stage2-1") for line in log)
 
-    model = DeepAFx.from_checkpoint(tmp_path / "run" / "best.pt")
+    model = RunDir(tmp_path / "run").model()
     x = np.random.default_rng(0).uniform(-0.2, 0.2, (1, 5000)).astype(np.float32)
     y, u = model.process(x)
     assert y.shape == x.shape and u.shape == (5, model.num_params)
@@ -68,7 +69,7 @@ def test_process_cli_writes_audio_and_curves(data_root, tmp_path):
     Trainer("amp", get_task("amp").profile("smoke"), run, data_root=data_root, chain=CHAIN, progress=False).fit()
     wav, out, curves = data_root / "test", tmp_path / "out.wav", tmp_path / "curves.csv"
     source = sorted(wav.glob("*_input.wav"))
-    subprocess.run(fxlib_cmd("process", "--checkpoint", str(run / "best.pt"), str(source[0]), str(out),
+    subprocess.run(fxlib_cmd("process", "--run", str(run), str(source[0]), str(out),
                              "--curves", str(curves)), check=True, capture_output=True)
     assert out.exists()
     header = curves.read_text().splitlines()[0].split(",")
@@ -89,7 +90,10 @@ def test_resume_after_kill_matches_uninterrupted_run(data_root, tmp_path):
     while time.monotonic() < deadline and proc.poll() is None:
         ckpt = cut / "checkpoint.pt"
         if ckpt.exists():
-            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            try:
+                state = torch.load(ckpt, map_location="cpu", weights_only=True)
+            except RuntimeError:  # replaced while being read
+                continue
             if state["phase"] == 1 and state["step"] >= 2:  # mid-epoch in stage 2
                 proc.send_signal(signal.SIGKILL)
                 killed_at = (state["phase"], state["epoch"], state["step"])
@@ -100,7 +104,7 @@ def test_resume_after_kill_matches_uninterrupted_run(data_root, tmp_path):
     assert not (cut / "fixed.json").exists()
     subprocess.run(fxlib_cmd(*args, "--out", str(cut)), check=True, capture_output=True)
 
-    a, b = encoder_weights(whole / "best.pt"), encoder_weights(cut / "best.pt")
+    a, b = encoder_weights(whole), encoder_weights(cut)
     assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), float((a - b).abs().max())
     assert json.loads((cut / "fixed.json").read_text())["steps"] == get_task("amp").profile("smoke").fixed_steps
 
@@ -203,8 +207,8 @@ def test_song_inference_runs_the_chain_at_the_mean_of_the_hop_predictions():
     np.testing.assert_allclose(u, np.repeat(per_hop.mean(axis=0, keepdims=True), 9, axis=0))
     np.testing.assert_allclose(y, render_curve(song.chain_spec, x, per_hop.mean(axis=0), 1024), atol=1e-6)
     assert not np.allclose(y, hop.process(x)[0], atol=1e-6)  # per hop, the chain's settings change
-    legacy = {k: v for k, v in hop.config().items() if k != "inference"}  # a checkpoint from before the option
-    assert DeepAFx.from_config(legacy).inference == "hop"
+    with pytest.raises(SpecError, match="model config lacks inference"):
+        DeepAFx.from_config({k: v for k, v in hop.config().items() if k != "inference"})
     with pytest.raises(SpecError, match="inference"):
         DeepAFx.from_config({**hop.config(), "inference": "file"})
     with pytest.raises(SpecError, match="inference"):
@@ -235,52 +239,56 @@ def test_level_trim_is_the_mean_loudness_difference_reversed(data_root):
 def test_level_trim_profile_trims_the_model_and_the_fixed_vector_once(data_root, tmp_path):
     profile = get_task("amp").profile("smoke").override(level_trim=True)
     trainer = Trainer("amp", profile, tmp_path, data_root=data_root, chain=CHAIN, progress=False)
-    trainer.fit()
-    untrimmed = DeepAFx.from_checkpoint(tmp_path / "best.pt")
+    run = trainer.fit()
+    best = run.best_path.read_bytes()
+    untrimmed = run.model(calibrated=False)
     assert untrimmed.trim_db == 0.0
     expected = level_trim(lambda x: untrimmed.process(x)[0], trainer.train_set)
-    assert trainer.trim_level() == pytest.approx(expected) and expected != 0.0
-    model = DeepAFx.from_checkpoint(tmp_path / "best.pt")
+    calibrate(run)
+    assert run.best_path.read_bytes() == best  # calibration never rewrites the trained model
+    assert run.trims()["deepafx"] == pytest.approx(expected) and expected != 0.0
+    model = RunDir(tmp_path).model()
     assert model.trim_db == pytest.approx(expected)
     x = trainer.train_set[0][0][:, :6000]
     np.testing.assert_allclose(model.process(x)[0], untrimmed.process(x)[0] * 10 ** (expected / 20), rtol=1e-5, atol=1e-6)
-    assert trainer.trim_level() == pytest.approx(expected)  # measured once: the trimmed model is not trimmed again
-    assert DeepAFx.from_checkpoint(tmp_path / "best.pt").trim_db == pytest.approx(expected)
+    written = run.trim_path.stat().st_mtime_ns
+    calibrate(run)  # measured once: a calibrated run is not calibrated again
+    assert run.trim_path.stat().st_mtime_ns == written
 
-    unit = trainer.fit_fixed()
-    fixed = FixedSetting.load(tmp_path)
-    np.testing.assert_array_equal(fixed.unit, unit)
-    assert fixed.trim_db == pytest.approx(level_trim(lambda x: render_curve(trainer.spec, x, unit, 1024),
+    fixed = run.fixed()
+    assert fixed.trim_db == pytest.approx(level_trim(lambda x: render_curve(trainer.spec, x, fixed.unit, 1024),
                                                      trainer.train_set))
-    cached = json.loads((tmp_path / "fixed.json").read_text())
-    (tmp_path / "fixed.json").write_text(json.dumps({k: v for k, v in cached.items() if k != "trim_db"}))
-    np.testing.assert_array_equal(trainer.fit_fixed(), unit)  # a vector fitted before the trim gets it added
-    assert FixedSetting.load(tmp_path).trim_db == pytest.approx(fixed.trim_db)
+    run.fixed_path.unlink()  # a refitted vector gets its gain measured again
+    calibrate(run)
+    np.testing.assert_array_equal(run.fixed().unit, fixed.unit)
+    assert run.fixed().trim_db == pytest.approx(fixed.trim_db)
     systems = standard_systems(model, fixed)
-    np.testing.assert_allclose(systems["chain-best-fixed"](x), render_curve(trainer.spec, x, unit, 1024) *
+    np.testing.assert_allclose(systems["chain-best-fixed"](x), render_curve(trainer.spec, x, fixed.unit, 1024) *
                                10 ** (fixed.trim_db / 20), rtol=1e-5, atol=1e-6)
 
 
-def test_fixed_setting_of_an_older_run_is_untrimmed_and_a_broken_one_named(tmp_path):
-    assert FixedSetting.load(tmp_path) is None
-    (tmp_path / "fixed.json").write_text(json.dumps({"unit": [0.5, 0.25]}))
-    fixed = FixedSetting.load(tmp_path)
-    assert fixed.trim_db == 0.0 and fixed.unit.tolist() == [0.5, 0.25]
-    (tmp_path / "fixed.json").write_text(json.dumps({"native": {}}))
-    with pytest.raises(SpecError, match="fixed.json holds no parameter vector"):
-        FixedSetting.load(tmp_path)
-    (tmp_path / "fixed.json").write_text('{"unit": [0.5,')  # cut short
-    with pytest.raises(SpecError, match="fixed.json is not valid JSON"):
-        FixedSetting.load(tmp_path)
+def test_calibration_files_are_checked_and_a_broken_one_named(data_root, tmp_path):
+    run = Trainer("amp", "smoke", tmp_path, data_root=data_root, chain=CHAIN, progress=False).fit()
+    assert run.fixed() is None and run.trims() == {}
+    run.save_fixed(np.array([0.5, 0.25]))
+    assert run.fixed().trim_db == 0.0 and run.fixed().unit.tolist() == [0.5, 0.25]
+    run.fixed_path.write_text(json.dumps({"native": {}}))
+    with pytest.raises(RunFormatError, match="fixed.json holds no parameter vector"):
+        run.fixed()
+    run.fixed_path.write_text('{"unit": [0.5,')  # cut short
+    with pytest.raises(RunFormatError, match="fixed.json is not valid JSON"):
+        run.fixed()
+    run.trim_path.write_text(json.dumps({"trim_db": {"deepafx": float("nan")}}))
+    with pytest.raises(RunFormatError, match="trim.json holds no finite gains"):
+        run.trims()
 
 
-def test_a_model_trim_must_be_finite_and_an_older_config_is_untrimmed():
-    model = DeepAFx(chain_spec("amp-builtin"), {"backbone": "small"}, 4096, 1024)
-    legacy = {k: v for k, v in model.config().items() if k != "trim_db"}
-    assert DeepAFx.from_config(legacy).trim_db == 0.0
-    assert DeepAFx.from_config({**model.config(), "trim_db": -1.5}).trim_db == -1.5
+def test_a_model_gain_must_be_finite_and_is_not_part_of_its_config():
+    model = DeepAFx(chain_spec("amp-builtin"), {"backbone": "small"}, 4096, 1024, trim_db=-1.5)
+    assert "trim_db" not in model.config() and DeepAFx.from_config(model.config()).trim_db == 0.0
+    assert DeepAFx.from_config(model.config(), -1.5).trim_db == -1.5
     with pytest.raises(SpecError, match="trim_db"):
-        DeepAFx.from_config({**model.config(), "trim_db": float("nan")})
+        DeepAFx.from_config(model.config(), float("nan"))
 
 
 def test_anchor_loss_holds_only_the_untrained_parameters_at_their_defaults():
@@ -313,9 +321,9 @@ def test_stage1_keeps_defaults_at_a_bound_off_the_saturated_sigmoid(data_root, t
     default = trainer.model.default_unit
     at_bound = (default == 0) | (default == 1)
     assert at_bound.sum() == 12 and torch.equal(trainer.start_unit, default.clamp(margin, 1 - margin))
-    tmp_path.mkdir(exist_ok=True)
+    trainer.run.start(trainer.record)
     trainer._phase(0, None, 0, None, None)  # stage 1 alone
-    u = torch.from_numpy(DeepAFx.from_checkpoint(tmp_path / "best.pt").predict(trainer.train_set[0][0])).float()
+    u = torch.from_numpy(trainer.run.model().predict(trainer.train_set[0][0])).float()
     slope = (u * (1 - u))[:, at_bound].mean()
     if margin:
         assert (u[:, at_bound].mean(0) - trainer.start_unit[at_bound]).abs().max() < 0.03
@@ -336,9 +344,9 @@ def test_a_run_resumed_at_a_phase_boundary_starts_that_phase_afresh(data_root, t
     the resumed phase gets its own optimizer and learning rate, not the finished phase's."""
     profile = get_task("amp").profile("smoke").override(stage1_lr=3e-3, lr=2e-4)
     trainer = Trainer("amp", profile, tmp_path, data_root=data_root, chain=CHAIN, progress=False)
-    tmp_path.mkdir(exist_ok=True)
+    trainer.run.start(trainer.record)
     trainer._phase(0, None, 0, None, None)  # stage 1 alone, as if the process died right after it
-    state = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = trainer.run.load_checkpoint()
     assert state["phase"] == 1 and state["optimizer"] is None and state["scheduler"] is None
     Trainer("amp", profile, tmp_path, data_root=data_root, chain=CHAIN, progress=False).fit()
     assert logged_lr(tmp_path)["stage2-1"] == pytest.approx(2e-4)

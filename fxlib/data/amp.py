@@ -44,7 +44,7 @@ from ..errors import FxError
 from .audio import DataError, DataNotFoundError, load_audio, save_audio
 from .download import download, extract, file_digest, progress_logger
 from .midi import BASSES, DEFAULT_SOUNDFONT, GUITARS, random_riff, synthesize
-from .scripts import run, task_parser
+from .scripts import command_line, task_parser
 from .paired import Manifest, PairWriter, match_lengths, split_names
 
 TASK = "amp"
@@ -260,19 +260,21 @@ def _pair_id(relative: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", relative.with_suffix("").as_posix().replace("/", "__"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python data_scripts/amp.py {download,build} ...``; returns the exit status."""
+def main(argv: list[str] | None, root: str, seconds: float) -> int:
+    """``fxlib data amp {download,build} ...``: ``root`` and ``seconds`` are the defaults of
+    ``--root`` and ``--seconds``; returns the exit status (errors are raised)."""
     parser, download_p, build_p = task_parser(
         TASK, __doc__, "download and pair the paper's recordings (Zenodo 3562442)",
-        "build the offline stand-in: FluidSynth riffs through a tube preamp")
+        "build the offline stand-in: FluidSynth riffs through a tube preamp", root, seconds)
     download_p.add_argument("--url", default=URL, help="archive URL (default: Zenodo)")
     download_p.add_argument("--md5", default=None, help="expected MD5 of the archive (default: computed and recorded)")
     download_p.add_argument("--pairing", choices=["sorted", "name"], default="sorted")
     build_p.add_argument("--file-seconds", type=float, default=10.0, help="seconds per pair (default 10)")
     build_p.add_argument("--preamp", choices=["auto", *PREAMPS], default="auto", help="target preamp backend")
     args = parser.parse_args(argv)
+    command = command_line(TASK, argv)
     if args.action == "download":
-        return run(TASK, argv, lambda command: download_paper_data(args.root, args.url, args.md5, args.seed,
-                                                                   pairing=args.pairing, command=command))
-    return run(TASK, argv, lambda command: build(args.root, args.seconds, args.file_seconds, args.seed, args.preamp,
-                                                 command=command))
+        download_paper_data(args.root, args.url, args.md5, args.seed, pairing=args.pairing, command=command)
+    else:
+        build(args.root, args.seconds, args.file_seconds, args.seed, args.preamp, command=command)
+    return 0

@@ -78,7 +78,7 @@ import scipy.signal
 
 from .audio import DataError, DataNotFoundError, load_audio, save_audio
 from .download import download, extract, file_digest, progress_logger
-from .scripts import run, task_parser
+from .scripts import command_line, task_parser
 from .paired import Manifest, PairWriter, match_lengths, split_names
 
 TASK = "breath"
@@ -441,19 +441,22 @@ def pair_recordings(input_dir: Path, target_dir: Path, input_suffix: str = "_cle
     return {k: (inputs[k], targets[k]) for k in keys}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python data_scripts/breath.py {download,build} ...``; returns the exit status."""
+def main(argv: list[str] | None, root: str, seconds: float) -> int:
+    """``fxlib data breath {download,build} ...``: ``root`` and ``seconds`` are the defaults of
+    ``--root`` and ``--seconds``; returns the exit status (errors are raised)."""
     parser, download_p, build_p = task_parser(
         TASK, __doc__, "download, pair and split the paper's DAPS recordings (Zenodo 4660670)",
-        "build the offline stand-in: Debian speech with labelled breaths and pops")
+        "build the offline stand-in: Debian speech with labelled breaths and pops", root, seconds)
     download_p.add_argument("--url", default=URL, help="archive URL (default: Zenodo)")
     download_p.add_argument("--md5", default=None, help="expected MD5 of the archive (default: computed and recorded)")
     download_p.add_argument("--segment-seconds", type=float, default=SEGMENT_SECONDS,
                             help=f"cut recordings into pairs of this length (default {SEGMENT_SECONDS:g})")
     build_p.add_argument("--file-seconds", type=float, default=10.0, help="seconds per pair (default 10)")
     args = parser.parse_args(argv)
+    command = command_line(TASK, argv)
     if args.action == "download":
-        return run(TASK, argv, lambda command: download_paper_data(
-            args.root, args.url, args.md5, args.seed, segment_seconds=args.segment_seconds, command=command))
-    return run(TASK, argv, lambda command: build(args.root, args.seconds, args.file_seconds, args.seed,
-                                                 command=command))
+        download_paper_data(args.root, args.url, args.md5, args.seed, segment_seconds=args.segment_seconds,
+                            command=command)
+    else:
+        build(args.root, args.seconds, args.file_seconds, args.seed, command=command)
+    return 0

@@ -90,7 +90,7 @@ from .audio import DataError, DataNotFoundError, convert_channels, load_audio, r
 from .download import download, extract
 from .midi import (BASSES, CLOSED_HAT, CRASH, DEFAULT_SOUNDFONT, GUITARS, KICK, OPEN_HAT, SNARE, drum_groove,
                    random_riff, synthesize)
-from .scripts import run, task_parser
+from .scripts import command_line, task_parser
 from .paired import Manifest, PairWriter, split_names
 
 TASK = "mastering"
@@ -531,18 +531,20 @@ def download_paper_data(root: str | Path, manifest: str | Path, seed: int = 0, s
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python data_scripts/mastering.py {download,build} ...``; returns the exit status."""
+def main(argv: list[str] | None, root: str, seconds: float) -> int:
+    """``fxlib data mastering {download,build} ...``: ``root`` and ``seconds`` are the defaults of
+    ``--root`` and ``--seconds``; returns the exit status (errors are raised)."""
     parser, download_p, build_p = task_parser(
         TASK, __doc__, "download, align and split the songs listed in a song manifest",
-        "build the offline stand-in: MIDI songs mastered by a ZAM reference chain")
+        "build the offline stand-in: MIDI songs mastered by a ZAM reference chain", root, seconds)
     download_p.add_argument("--manifest", required=True, help="song manifest, JSON or TOML (format: fxlib.data.mastering)")
     download_p.add_argument("--max-offset", type=float, default=MAX_OFFSET_SECONDS,
                             help=f"largest master offset searched, seconds (default {MAX_OFFSET_SECONDS:g})")
     build_p.add_argument("--song-seconds", type=float, default=12.0, help="seconds per song (default 12)")
     args = parser.parse_args(argv)
+    command = command_line(TASK, argv)
     if args.action == "download":
-        return run(TASK, argv, lambda command: download_paper_data(args.root, args.manifest, args.seed,
-                                                                   max_offset=args.max_offset, command=command))
-    return run(TASK, argv, lambda command: build(args.root, args.seconds, args.song_seconds, args.seed,
-                                                 command=command))
+        download_paper_data(args.root, args.manifest, args.seed, max_offset=args.max_offset, command=command)
+    else:
+        build(args.root, args.seconds, args.song_seconds, args.seed, command=command)
+    return 0

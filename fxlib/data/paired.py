@@ -12,7 +12,7 @@ Layout::
 
     {"format": 1, "task": "amp", "source": {...how the data was made or where it came from...},
      "sample_rate": 22050, "channels": 1, "seed": 0,
-     "command": "python data_scripts/amp.py build --root data/amp",
+     "command": "fxlib data amp build --root data/amp",
      "params": {...the settings that determine the files...},
      "pairs": [{"id": "0000", "split": "train", "input": "train/0000_input.wav",
                 "target": "train/0000_target.wav", "duration": 10.0,
@@ -42,9 +42,8 @@ MANIFEST = "manifest.json"
 PARTIAL = "manifest.partial.json"
 FORMAT = 1
 SPLITS = ("train", "valid", "test")
-HINT = ("build it offline with `python data_scripts/<task>.py build --root {root}` or download the paper's "
-        "data with `python data_scripts/<task>.py download --root {root}`, where <task> is amp, breath or "
-        "mastering (the same as `fxlib data <task> ...`)")
+HINT = ("build it offline with `fxlib data <task> build --root {root}` or download the paper's "
+        "data with `fxlib data <task> download --root {root}`, where <task> is amp, breath or mastering")
 
 
 @dataclass(frozen=True)

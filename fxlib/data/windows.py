@@ -39,6 +39,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from ..framing import context_lead, window
 from .audio import DataError
 
 
@@ -58,20 +59,6 @@ def _arrays(dataset: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
     if len({x.shape[0] for x in inputs}) > 1:
         raise DataError(f"dataset items have different channel counts: {sorted({x.shape[0] for x in inputs})}")
     return inputs, targets
-
-
-def context_lead(context: int, frame: int) -> int:
-    """Samples of a context window before its centred frame: ``(context - frame) // 2``."""
-    return (context - frame) // 2
-
-
-def window(audio: np.ndarray, start: int, length: int) -> np.ndarray:
-    """``audio[:, start:start + length]``, zero-padded where the range leaves ``[0, T)``."""
-    out = np.zeros((audio.shape[0], length), np.float32)
-    lo, hi = max(start, 0), min(start + length, audio.shape[1])
-    if hi > lo:
-        out[:, lo - start:hi - start] = audio[:, lo:hi]
-    return out
 
 
 class _Windows(abc.ABC):

@@ -11,6 +11,7 @@ baselines, and three :class:`Profile` s:
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,9 +19,15 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import SpecError
-from ..model import INFERENCE
+from ..chain import FxChain
+from ..data.audio import DataError
+from ..data.paired import read_manifest
+from ..errors import FxError, SpecError
+from ..framing import INFERENCE
 from ..params import closest
+from ..presets import chain_spec
+
+log = logging.getLogger(__name__)
 
 #: The task names: one module per task in this package (``amp``, ``breath``, ``mastering``).
 TASKS = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
@@ -173,6 +180,54 @@ class Task:
             raise SpecError(f"task {self.name!r} has no profile {name!r}{closest(name, self.profiles)}; "
                             f"profiles: {', '.join(self.profiles)}")
         return self.profiles[name]
+
+    def profile_name(self, profile: str | Profile) -> str:
+        """The name of ``profile``: itself when a name, else the name of the task's profile that equals it,
+        else ``"custom"``."""
+        if isinstance(profile, str):
+            return profile
+        return next((name for name, p in self.profiles.items() if p == profile), "custom")
+
+    def select_chain(self, requested: str | None = None) -> tuple[str, dict]:
+        """``(name, spec)`` of the first of the task's preset chains that builds here (or of ``requested``).
+
+        Raises:
+            FxError: no chain builds, with each one's reason.
+        """
+        reasons = []
+        for name in [requested] if requested else self.chains:
+            spec = chain_spec(name)
+            try:
+                FxChain.from_spec(spec).close()
+            except FxError as e:
+                reasons.append(f"{name}: {e}")
+                continue
+            return name, spec
+        raise FxError(f"no chain of task {self.name!r} can be built here:\n  " + "\n  ".join(reasons))
+
+    def ensure_data(self, root: Path, profile: Profile, seed: int) -> Path:
+        """The data set folder ``root``, built with the task's offline builder when it has no manifest.
+
+        Raises:
+            FileNotFoundError: no data set and the profile builds none (it expects downloaded data).
+            DataError: the folder holds an offline build of another size than the profile's
+                ``data_seconds`` (for example a smoke-sized build where quick is asked for).
+        """
+        if not (root / "manifest.json").exists():
+            if profile.data_seconds <= 0:
+                raise FileNotFoundError(f"{root} holds no dataset (no manifest.json); download it with "
+                                        f"`fxlib data {self.name} download --root {root}`")
+            log.info("building the offline %s dataset in %s", self.name, root)
+            self.build_data(root, profile.data_seconds, seed)
+            return root
+        manifest = read_manifest(root)
+        seconds = sum(p.duration for p in manifest.pairs)
+        if manifest.source.get("kind") == "offline" and profile.data_seconds > 0 \
+                and abs(seconds - profile.data_seconds) > 0.1 * profile.data_seconds:
+            raise DataError(f"{root} holds an offline {self.name} build of {seconds:.0f} s, but this profile asks "
+                            f"for {profile.data_seconds:.0f} s; pass another data folder (--data) or delete {root} "
+                            "to build it again")
+        return root
 
 
 def get_task(name: str) -> Task:

@@ -2,20 +2,19 @@
 
 Chain: the paper's Calf MultibandCompressor (``amp-lv2``, 21 controls); where LV2 is missing,
 ZAM's ZaMultiComp (``amp-vst3``) or the built-in stand-in (``amp-builtin``).
-Data: the paper's AudioMDPI recordings when downloaded (``python data_scripts/amp.py download``),
+Data: the paper's AudioMDPI recordings when downloaded (``fxlib data amp download``),
 else the offline builder: FluidSynth guitar and bass DI through a guitarix JCM800 preamp.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..data import amp
 from . import Profile, Task
 
 
 def build_data(root: Path, seconds: float, seed: int) -> None:
     """Build the offline amp dataset under ``root`` (see :mod:`fxlib.data.amp`)."""
-    from ..data import amp
-
     amp.build(root, seconds=seconds, seed=seed)
 
 

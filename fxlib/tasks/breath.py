@@ -2,32 +2,24 @@
 
 Chain: the paper's Calf MultibandGate (``breath-lv2``, 17 controls); where LV2 is missing, the
 built-in four-band gate (``breath-builtin``).
-Data: the paper's DAPS recordings when downloaded (``python data_scripts/breath.py download``),
-else the offline builder: Debian speech recordings with synthetic, labelled breaths and pops
-between phrases (see :mod:`fxlib.data.breath`).
+Data: the paper's DAPS recordings when downloaded (``fxlib data breath download``), else the
+offline builder: speech recordings with synthetic, labelled breaths and pops (:mod:`fxlib.data.breath`).
 
-Task metrics (per test file, see :func:`metrics`), beside the standard ones:
+Task metrics per test file (:func:`metrics`), beside the standard ones:
 
-* ``event_attenuation_db``, ``breath_attenuation_db``, ``pop_attenuation_db``: how many dB
-  the output's energy in the labelled events is below the input's
-  (:func:`fxlib.metrics.event_attenuation_db`; higher is better);
+* ``event_attenuation_db``, ``breath_attenuation_db``, ``pop_attenuation_db``: how many dB the
+  output's energy in the labelled events is below the input's (higher is better);
 * ``speech_gain_db``: the output's energy outside the events relative to the input's, in dB
   (closer to 0 is better), to tell removal from an overall change of level;
-* ``speech_si_sdr_db``, ``speech_stoi`` and ``speech_pesq``: speech distortion outside the
-  events against the target (higher is better): SI-SDR in dB, STOI in [0, 1] and wide-band
-  PESQ (MOS-LQO, up to 4.64). SI-SDR compares waveforms, so it also counts the all-pass
-  phase shift of a multiband effect's crossovers, which is barely audible; STOI and PESQ
-  compare short-time spectra and weigh what a listener hears.
+* ``speech_si_sdr_db``, ``speech_stoi``, ``speech_pesq``: speech distortion outside the events
+  against the target (higher is better). SI-SDR compares waveforms, so it also counts the barely
+  audible all-pass phase of the crossovers; STOI and wide-band PESQ weigh what a listener hears.
 
-Unlabelled pairs (DAPS) give NaN for the four event measures, and their speech measures
-cover the whole file.
-
-Quick profile: the encoder pools the centre of its context band by band (``pooling=
-"centre-bands"``, see :mod:`fxlib.encoder`): with the paper's global pooling it cannot tell a
-breath or a pop at the rendered frame from one a second away, and the gate barely moves.
-
-Task baseline: ``energy-gate``, a classic energy-threshold gate (:mod:`fxlib.baselines.gate`)
-with its threshold fitted on the training split.
+Unlabelled pairs (DAPS) give NaN for the event measures, and their speech measures cover the
+whole file. The quick profile's encoder pools the centre of its context band by band
+(``pooling="centre-bands"``, :mod:`fxlib.encoder`): with global pooling it cannot tell a breath
+at the rendered frame from one a second away. Baseline: ``energy-gate``, a classic
+energy-threshold gate (:mod:`fxlib.baselines.gate`) with its threshold fitted on the training split.
 """
 from __future__ import annotations
 
@@ -37,6 +29,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..data import breath
 from ..data.paired import Pair, PairedDataset
 from ..metrics import event_attenuation_db, event_mask, pesq, si_sdr, stoi
 from . import Profile, System, Task
@@ -47,8 +40,6 @@ FIT_FILES = 16  # training files used to fit the energy gate's threshold
 
 def build_data(root: Path, seconds: float, seed: int) -> None:
     """Build the offline breath dataset under ``root`` (see :mod:`fxlib.data.breath`)."""
-    from ..data import breath
-
     breath.build(root, seconds=seconds, seed=seed)
 
 

@@ -4,61 +4,36 @@
   learned parameter (named, its native value and unit shown), hear the input and the output
   and see both spectrograms update;
 * :class:`GradientDemo` and :func:`plot_spsa_error`: SPSA, finite differences and autodiff
-  gradients of a loss through the small differentiable chain of :mod:`fxlib.reference_fx`,
-  and how the number of draws K and the step epsilon change the SPSA estimate;
-* :class:`ModelAB`: a trained model's A/B playback (input, model, best fixed, target) with its
-  predicted parameter curves.
+  gradients of a loss through the small differentiable chain of :mod:`fxlib.reference_fx`
+  (the maths in :mod:`fxlib.gradcheck`), and how the number of draws K and the step epsilon
+  change the SPSA estimate;
+* :class:`ModelAB`: a trained model's A/B playback (input, every system of the run, target)
+  with its predicted parameter curves.
 
 Each class holds its widgets in ``ui`` and displays it when it is the value of a cell.
 """
 from __future__ import annotations
 
-import io
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from .chain import FxChain
-from .data.audio import convert_channels
+from .data.audio import convert_channels, wav_bytes
 from .errors import FxError
-from .layer import BlackBoxFx
-from .notebook import Example, curves, display_value, examples, plot_curves, spectrogram
+from .experiment import Example, examples
+from .gradcheck import autodiff_gradient, black_box_gradient, reference_problem, relative_error, spsa_error
+from .paths import run_dir as run_dir_of
+from .plots import curves, display_value, plot_curves, spectrogram
 from .presets import CHAINS, load_chain
-from .reference_fx import EFFECTS, chain_spec as reference_spec, render_torch
-
-
-def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit PCM WAV file contents of ``audio`` (``(C, T)`` float, clipped to [-1, 1])."""
-    from scipy.io import wavfile
-
-    frames = (np.clip(np.asarray(audio, np.float64), -1.0, 1.0).T * 32767).astype(np.int16)
-    buffer = io.BytesIO()
-    wavfile.write(buffer, int(sample_rate), frames[:, 0] if frames.shape[1] == 1 else frames)
-    return buffer.getvalue()
+from .rundir import RunDir
 
 
 def player(audio: np.ndarray, sample_rate: int) -> Any:
-    """An ipywidgets audio player of ``audio`` (``(C, T)``)."""
+    """An ipywidgets audio player of ``audio`` (``(C, T)``), as 16-bit PCM WAV."""
     import ipywidgets as w
 
     return w.Audio(value=wav_bytes(audio, sample_rate), format="wav", autoplay=False, loop=False)
-
-
-def tour_clip(seconds: float = 4.0, sample_rate: int = 22050, seed: int = 0, peak_dbfs: float = -6.0) -> np.ndarray:
-    """A seeded electric-guitar riff rendered with FluidSynth, normalised to ``peak_dbfs``.
-
-    Shape:
-        ``(1, round(seconds * sample_rate))`` float32.
-    """
-    from .data.midi import random_riff, synthesize
-
-    rng = np.random.default_rng(seed)
-    audio = synthesize([random_riff(rng, "guitar", seconds, 110.0, program=29)], seconds, sample_rate)
-    peak = float(np.abs(audio).max())
-    if peak == 0:
-        raise FxError(f"the FluidSynth render of the tour's riff (seed {seed}) is silent")
-    return (audio * (10 ** (peak_dbfs / 20) / peak)).astype(np.float32)
 
 
 def _show_figure(output: Any, fig: Any) -> None:
@@ -187,86 +162,6 @@ class ChainExplorer:
         return output
 
 
-# -- gradients: SPSA, finite differences and autodiff on the reference chain ------------------
-REFERENCE_EFFECTS = ("gain", "lowpass", "soft_clip")
-
-
-def reference_problem(seconds: float = 0.25, sample_rate: int = 22050, seed: int = 0) -> dict[str, Any]:
-    """A small regression problem through the reference chain (gain, one-pole low-pass, soft clip).
-
-    The target is seeded noise through the chain at ``target`` parameters; the gradients are
-    taken at ``u``, away from the target. The loss is the mean squared error.
-
-    Returns:
-        ``{"audio": (1, 1, T) float64 tensor, "target": (1, 1, T), "u": (1, 3), "u_target": (1, 3),
-        "sample_rate": Hz, "names": [...], "params": [Param, ...]}``.
-    """
-    rng = np.random.default_rng(seed)
-    audio = torch.from_numpy(0.3 * rng.standard_normal((1, 1, int(seconds * sample_rate))))
-    u_target = torch.tensor([[0.6, 0.4, 0.5]], dtype=torch.float64)
-    u = torch.tensor([[0.45, 0.6, 0.3]], dtype=torch.float64)
-    target = render_torch(audio, u_target, REFERENCE_EFFECTS, sample_rate)
-    return {"audio": audio, "target": target, "u": u, "u_target": u_target, "sample_rate": sample_rate,
-            "names": [f"{n}.{EFFECTS[n][1].name}" for n in REFERENCE_EFFECTS],
-            "params": [EFFECTS[n][1] for n in REFERENCE_EFFECTS]}
-
-
-def autodiff_gradient(problem: dict[str, Any]) -> np.ndarray:
-    """The exact gradient ``dL/du`` ``(P,)`` by torch autograd through the torch twins."""
-    u = problem["u"].clone().requires_grad_(True)
-    out = render_torch(problem["audio"], u, REFERENCE_EFFECTS, problem["sample_rate"])
-    torch.mean((out - problem["target"]) ** 2).backward()
-    return u.grad[0].numpy()
-
-
-def black_box_gradient(problem: dict[str, Any], method: str = "spsa", draws: int = 1, epsilon: float = 0.01,
-                       seed: int = 0, layer: BlackBoxFx | None = None) -> np.ndarray:
-    """``dL/du`` ``(P,)`` through :class:`~fxlib.layer.BlackBoxFx` rendering the numpy effects.
-
-    Args:
-        method: "spsa" (``draws`` Rademacher draws) or "fd" (central finite differences).
-        epsilon: the perturbation step in normalised units.
-        layer: a layer to reuse (its own method, draws and epsilon apply); else one is built.
-    """
-    own = layer is None
-    if own:
-        spec = reference_spec(REFERENCE_EFFECTS, problem["sample_rate"])
-        layer = BlackBoxFx(spec, workers=1, mode="clip", method=method, draws=draws, epsilon=epsilon, seed=seed,
-                           inline=True)
-    try:
-        u = problem["u"].clone().requires_grad_(True)
-        out = layer(problem["audio"].float(), u)
-        torch.mean((out.double() - problem["target"]) ** 2).backward()
-        return u.grad[0].numpy()
-    finally:
-        if own:
-            layer.close()
-
-
-def relative_error(estimate: np.ndarray, exact: np.ndarray) -> float:
-    """``|estimate - exact| / |exact|`` (Euclidean norms)."""
-    return float(np.linalg.norm(estimate - exact) / np.linalg.norm(exact))
-
-
-def spsa_error(problem: dict[str, Any], draws: Sequence[int] = (1, 2, 4, 8, 16, 32),
-               epsilons: Sequence[float] = (0.001, 0.01, 0.1), trials: int = 5) -> np.ndarray:
-    """Mean relative error of SPSA against autodiff over ``trials`` estimates.
-
-    Returns:
-        ``(len(epsilons), len(draws))``.
-    """
-    exact = autodiff_gradient(problem)
-    spec = reference_spec(REFERENCE_EFFECTS, problem["sample_rate"])
-    errors = np.zeros((len(epsilons), len(draws)))
-    for i, eps in enumerate(epsilons):
-        for j, k in enumerate(draws):
-            with BlackBoxFx(spec, workers=1, mode="clip", draws=k, epsilon=eps, seed=1000 * i + j,
-                            inline=True) as layer:
-                errors[i, j] = np.mean([relative_error(black_box_gradient(problem, layer=layer), exact)
-                                        for _ in range(trials)])
-    return errors
-
-
 def plot_spsa_error(problem: dict[str, Any], draws: Sequence[int] = (1, 2, 4, 8, 16, 32),
                     epsilons: Sequence[float] = (0.001, 0.01, 0.1), trials: int = 5) -> Any:
     """Relative error of SPSA against autodiff versus K, one line per epsilon (log-log)."""
@@ -329,7 +224,7 @@ class ModelAB:
     """A/B playback of a trained run's test excerpts with the predicted parameter curves.
 
     Args:
-        run_dir: a finished run folder (``best.pt``); count, seconds: see :func:`fxlib.notebook.examples`.
+        run_dir: a trained run folder; count, seconds: see :func:`fxlib.experiment.examples`.
         curve_names: the parameters to plot (default: the first 9).
     """
 
@@ -364,15 +259,14 @@ class ModelAB:
             _show_figure(self.plots, plot_curves(example, self.curve_names))
 
 
-def model_section(run_dir: str, count: int = 3, seconds: float = 5.0) -> Any:
-    """:class:`ModelAB` for ``run_dir`` when it holds a trained model, else markdown saying how to get one."""
+def model_section(run_dir: str = "", count: int = 3, seconds: float = 5.0) -> Any:
+    """:class:`ModelAB` for ``run_dir`` (empty: the amp task's quick run, :func:`fxlib.paths.run_dir`)
+    when it holds a trained model, else markdown saying how to get one."""
     from IPython.display import Markdown
 
-    from .notebook import resolve
-
-    if run_dir and (resolve(run_dir) / "best.pt").is_file():
-        return ModelAB(run_dir, count, seconds)
-    where = f"`{run_dir}` holds no trained model (`best.pt`)" if run_dir else "no run folder is set (`run`)"
-    return Markdown(f"*No model to play:* {where}. Train one with `make reproduce` (writes `runs/amp-quick`) or "
-                    f"`fxlib train --task amp --profile smoke --no-progress` (a minute; then set `run = "
-                    f"\"runs/amp-smoke\"`), and run this cell again.")
+    run = RunDir(run_dir or run_dir_of("amp", "quick"))
+    if run.best_path.is_file():
+        return ModelAB(str(run.path), count, seconds)
+    return Markdown(f"*No model to play:* `{run.path}` holds no trained model. Train one with "
+                    f"`make reproduce` or `fxlib train --task amp --profile smoke --no-progress` (a minute; then set "
+                    f"`run` to its run folder), and run this cell again.")

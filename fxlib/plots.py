@@ -1,218 +1,44 @@
-"""Helpers shared by the notebooks in ``notebooks/``, so that each notebook stays thin.
+"""Plots and players for the notebooks: what a trained run sounds and looks like.
 
-A task notebook holds narrative markdown, a ``parameters`` cell of plain literals (papermill
-injects other values), and calls into this module: :func:`run_task` trains and evaluates,
-the plotting and audio helpers show the results.
+The task notebooks stay thin: narrative markdown, a ``parameters`` cell, a call into the
+experiment layer (:func:`fxlib.experiment.run_task`, :func:`fxlib.experiment.examples`), and
+these: the results table (:func:`show_results`, :func:`summary`), audio players
+(:func:`players`), spectrograms with labelled events, parameter curves in their units, the
+predicted EQ, loudness over time and the long-term spectrum, each returned as a matplotlib
+figure that :func:`show` displays and saves.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from .atomic import atomic_output
 from .chain import FxChain
-from .data.audio import save_audio
-from .data.paired import PairedDataset
 from .errors import SpecError
+from .evaluate import badness
+from .experiment import Example
 from .metrics import loudness_lufs
-from .evaluate import FixedSetting
-from .model import DeepAFx
 from .params import Param
+from .paths import resolve
+from .tasks import get_task
 
 
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The deepafx-fxlib checkout: the folder holding ``pyproject.toml``, searched upward from
-    ``start`` (default: the cwd), else the checkout this fxlib is imported from (an editable
-    install, as ``make setup`` makes).
-
-    Notebooks' path parameters (data, runs, results) are relative to this folder, so a notebook
-    gives the same paths whether it runs from ``notebooks/`` (JupyterLab), the root (papermill)
-    or a copy elsewhere (nbmake on a parameterised copy).
-
-    Raises:
-        SpecError: when neither place holds a ``pyproject.toml``.
-    """
-    here = Path(start or Path.cwd()).resolve()
-    installed = Path(__file__).resolve().parents[1]
-    for folder in (here, *here.parents, installed):
-        if (folder / "pyproject.toml").is_file():
-            return folder
-    raise SpecError(f"no pyproject.toml in {here} or any folder above it, nor in {installed}; run the notebook "
-                    f"inside the deepafx-fxlib checkout (or pass its path)")
-
-
-def resolve(path: str | os.PathLike, root: Path | None = None) -> Path:
-    """``path`` as given when absolute, else relative to :func:`project_root` (or ``root``)."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else (root or project_root()) / path
-
-
-@contextlib.contextmanager
-def _in_folder(folder: Path) -> Iterator[None]:
-    """Run the block with ``folder`` as the working directory, then return to the previous one."""
-    previous = Path.cwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
-def train_command(task: str, profile: str, data: str, chain: str | None, seed: int, out: str,
-                  results: str) -> str:
-    """The ``fxlib train`` command line that does what :func:`run_task` does with these arguments."""
-    words = ["fxlib", "train", "--task", task, "--profile", profile, "--data", str(data), "--out", str(out),
-             "--seed", str(seed), "--results", str(results)]
-    if chain:
-        words += ["--chain", chain]
-    return shlex.join(words + ["--no-progress"])
-
-
-def run_task(task: str, profile: str = "quick", data: str | None = None, chain: str | None = None,
-             seed: int = 0, out: str | None = None, results: str = "paper/results",
-             notebook: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train a task's model and its best-fixed baseline, evaluate them and write the results.
-
-    The same steps as ``fxlib train`` (:func:`fxlib.train.train_and_evaluate`; :func:`train_command`
-    gives the equivalent command, recorded in the results): training resumes a run folder that
-    holds a checkpoint, and a finished run is not trained again.
-
-    Args:
-        task: "amp", "breath" or "mastering"; profile: "smoke", "quick" or "paper".
-        data: dataset folder (default ``data/<task>``; built offline when it holds no manifest,
-            so a folder holding the paper's downloaded data is used as it is).
-        chain: a preset chain name, or None for the task's first chain that builds here.
-        seed: seeds the data build, the initialisation and the perturbations.
-        out: run folder (default ``runs/<task>-<profile>``).
-        results: folder of ``<task>.json`` and ``<task>.md``.
-        notebook: the notebook that ran this, recorded in the results.
-        progress: show progress bars.
-
-    Relative paths are relative to :func:`project_root`; they are recorded as given.
-
-    Returns:
-        The results (as written to ``<results>/<task>.json``), with ``run_dir`` added.
-    """
-    from .train import train_and_evaluate
-
-    data = data or f"data/{task}"
-    out = out or f"runs/{task}-{profile}"
-    command = train_command(task, profile, data, chain, seed, out, results)
-    with _in_folder(project_root()):
-        results_data = train_and_evaluate(task, profile, out, data=data, chain=chain or None, seed=seed,
-                                          results=results, progress=progress, command=command,
-                                          extra={"notebook": notebook})
-    return {**results_data, "run_dir": str(resolve(out))}
-
-
-def show_results(results: Mapping[str, Any], results_dir: str = "paper/results") -> None:
-    """Display the markdown table that :func:`run_task` wrote for ``results["task"]``."""
+def show_results(results: Mapping[str, Any]) -> None:
+    """Display the markdown table :func:`fxlib.experiment.run_task` wrote for these results."""
     from IPython.display import Markdown, display
 
-    display(Markdown((resolve(results_dir) / f"{results['task']}.md").read_text()))
-
-
-# -- examples: a few short excerpts of the test split through every system -------------------
-@dataclass
-class Example:
-    """One excerpt of a test file through the trained model and the best fixed vector.
-
-    Attributes:
-        id: the test pair's id; sample_rate: Hz; offset: start of the excerpt in the file, s.
-        input, target, deepafx, best_fixed: float32 ``(C, T)`` audio (``best_fixed`` None when
-            the run has no ``fixed.json``).
-        u: ``(N, P)`` the model's parameter vectors in [0, 1], one per hop of ``frame`` samples.
-        chain_spec: the chain the parameters drive.
-        events: labelled events inside the excerpt (``Pair.info["events"]``, times relative
-            to the excerpt's start, in s; empty when the data has none).
-    """
-
-    id: str
-    sample_rate: int
-    offset: float
-    input: np.ndarray
-    target: np.ndarray
-    deepafx: np.ndarray
-    best_fixed: np.ndarray | None
-    u: np.ndarray
-    frame: int
-    chain_spec: dict
-    events: list[dict] = field(default_factory=list)
-
-    def systems(self) -> dict[str, np.ndarray]:
-        """``{name: audio (C, T)}``: input, deepafx, best fixed (when present) and target."""
-        out = {"input": self.input, "deepafx": self.deepafx}
-        if self.best_fixed is not None:
-            out["chain-best-fixed"] = self.best_fixed
-        return {**out, "target": self.target}
-
-
-def examples(run_dir: str | os.PathLike, count: int = 2, seconds: float = 5.0,
-             split: str = "test") -> list[Example]:
-    """The first ``seconds`` of the first ``count`` files of ``split``, through the run's systems.
-
-    Args:
-        run_dir: a finished run folder (``best.pt``; ``fixed.json`` optional).
-        count: files; seconds: excerpt length in s (shorter files are taken whole).
-
-    Raises:
-        FileNotFoundError: when ``run_dir`` holds no ``best.pt``.
-    """
-    run_dir = resolve(run_dir)
-    best = run_dir / "best.pt"
-    if not best.is_file():
-        raise FileNotFoundError(f"{run_dir} holds no trained model (best.pt); run the task first")
-    model = DeepAFx.from_checkpoint(best)
-    state = torch.load(best, map_location="cpu", weights_only=False)
-    fixed = FixedSetting.load(run_dir)
-    rate = int(model.sample_rate)
-    with _in_folder(project_root()):
-        dataset = PairedDataset(state["run"]["data_root"], split, rate, model.channels)
-    found = []
-    for i, pair in enumerate(dataset.pairs[:count]):
-        x, target = dataset[i]
-        n = min(x.shape[1], int(seconds * rate))
-        x, target = np.ascontiguousarray(x[:, :n]), np.ascontiguousarray(target[:, :n])
-        y, u = model.process(x)
-        events = [e for e in (pair.info or {}).get("events", []) if e["start"] < n / rate]
-        found.append(Example(pair.id, rate, 0.0, x, target, y,
-                             None if fixed is None else fixed.render(model, x),
-                             u, model.frame, model.chain_spec, events))
-    return found
-
-
-def export_examples(found: Sequence[Example], folder: str | os.PathLike,
-                    systems: Sequence[str] = ("input", "deepafx", "target")) -> list[Path]:
-    """Write the given systems of each example as WAV files ``<folder>/<id>_<system>.wav``.
-
-    The audio is clipped to [-1, 1] (what a player would play) and stored as 32-bit float.
-    """
-    folder = resolve(folder)
-    written = []
-    for ex in found:
-        audio = ex.systems()
-        missing = [s for s in systems if s not in audio]
-        if missing:
-            raise SpecError(f"example {ex.id} has no systems {missing}; it has {list(audio)}")
-        for name in systems:
-            written.append(save_audio(folder / f"{ex.id}_{name}.wav", np.clip(audio[name], -1.0, 1.0),
-                                      ex.sample_rate))
-    return written
+    display(Markdown((Path(results["results_dir"]) / f"{results['task']}.md").read_text()))
 
 
 def players(example: Example) -> None:
     """Display one labelled audio player per system of ``example`` (embedded, so they stay in saved notebooks)."""
     from IPython.display import Audio, HTML, display
 
-    display(HTML(f"<b>{example.id}</b> ({example.input.shape[1] / example.sample_rate:.1f} s)"))
+    display(HTML(f"<b>{example.id}</b> ({example.audio['input'].shape[1] / example.sample_rate:.1f} s)"))
     for name, audio in example.systems().items():
         display(HTML(f"{name}:"), Audio(np.clip(audio, -1.0, 1.0), rate=example.sample_rate, normalize=False))
 
@@ -411,23 +237,17 @@ def show(fig: Any, folder: str | os.PathLike | None = None, name: str = "") -> P
 
 
 def summary(results: Mapping[str, Any], metrics: Sequence[str] = ("loss", "mfcc_cosine")) -> str:
-    """A few sentences on the results: each metric's best system and DeepAFx against the baselines."""
+    """A few sentences on the results: each metric's best system and DeepAFx against the others.
+
+    Which way is better: :func:`fxlib.evaluate.badness`.
+    """
     systems = results["systems"]
+    higher = get_task(results["task"]).higher_is_better
     lines = []
     for metric in metrics:
         if metric not in systems.get("deepafx", {}):
             raise SpecError(f"the results have no metric {metric!r}; metrics: {list(systems['deepafx'])}")
-        ranked = sorted(systems, key=lambda s: _badness(results["task"], metric, systems[s][metric]))
+        ranked = sorted(systems, key=lambda s: badness(metric, systems[s][metric], higher))
         others = ", ".join(f"{s} {systems[s][metric]:.4g}" for s in ranked if s != "deepafx")
         lines.append(f"{metric}: best is {ranked[0]}; deepafx {systems['deepafx'][metric]:.4g} (others: {others}).")
     return "\n".join(lines)
-
-
-def _badness(task: str, metric: str, value: float) -> float:
-    """A number that is smaller for better values of ``metric`` (the direction the results table uses)."""
-    from .evaluate import CLOSER_TO_ZERO
-    from .tasks import get_task
-
-    if metric in get_task(task).higher_is_better:
-        return -value
-    return abs(value) if metric in CLOSER_TO_ZERO else value

@@ -1,0 +1,178 @@
+"""A task from data to results: train, calibrate, evaluate; and excerpts to listen to.
+
+:func:`run_task` is the whole of ``fxlib train`` and of a task notebook's training cell:
+
+1. build the data set when its folder holds none (:meth:`fxlib.tasks.Task.ensure_data`);
+2. train the encoder (:class:`fxlib.train.Trainer`), or resume, or skip a finished run;
+3. calibrate (:func:`fxlib.calibrate.calibrate`): the best fixed vector and any level trims;
+4. evaluate every system on the test split (:func:`fxlib.evaluate.evaluate_run`).
+
+Paths left out take their defaults from :mod:`fxlib.paths` (the data set ``data/<task>``, the run
+folder ``runs/<task>-<profile>``, the results inside the run folder). :func:`examples` renders the
+first seconds of a few test files through every system of a run, for players and plots.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .calibrate import calibrate
+from .data.audio import save_audio
+from .errors import SpecError
+from .evaluate import evaluate_run
+from .paths import Outputs, data_dir, resolve, run_dir, run_outputs
+from .rundir import RunDir
+from .tasks import Profile, get_task
+from .train import Trainer
+
+
+def train_command(task: str, profile: str, data: str, chain: str | None, seed: int, out: str,
+                  results: str) -> str:
+    """The ``fxlib train`` command line that does what :func:`run_task` does with these arguments."""
+    words = ["fxlib", "train", "--task", task, "--profile", profile, "--data", str(data), "--out", str(out),
+             "--seed", str(seed), "--results", str(results)]
+    if chain:
+        words += ["--chain", chain]
+    return shlex.join(words + ["--no-progress"])
+
+
+def run_task(task: str, profile: str | Profile = "quick", data: str | os.PathLike | None = None,
+             chain: str | None = None, seed: int = 0, out: str | os.PathLike | None = None,
+             results: str | os.PathLike | None = None, device: str | None = None, checkpoint_every: int = 25,
+             progress: bool = True, notebook: str | None = None) -> dict[str, Any] | None:
+    """Train a task's model (or resume, or reuse a finished run), calibrate it, evaluate every system.
+
+    Args:
+        task: "amp", "breath" or "mastering"; profile: "smoke", "quick", "paper" or a :class:`Profile`.
+        data: data set folder (default :func:`fxlib.paths.data_dir`; built offline when it holds no
+            manifest, so a folder holding the paper's downloaded data is used as it is).
+        chain: a preset chain name, or None for the task's first chain that builds here.
+        seed: seeds the data build, the initialisation and the perturbations.
+        out: run folder (default :func:`fxlib.paths.run_dir`).
+        results: folder of ``<task>.json`` and ``<task>.md`` (default: the run's ``results/``).
+        device: the encoder's device ("cpu", "cuda"; default CUDA when available).
+        checkpoint_every: steps between mid-epoch checkpoints.
+        progress: show progress bars.
+        notebook: the notebook that ran this, recorded in the results.
+
+    Relative paths are relative to the project root (:func:`fxlib.paths.resolve`); the results
+    record the equivalent ``fxlib train`` command (:func:`train_command`) and the wall time.
+
+    Returns:
+        The results (as written to ``<results>/<task>.json``) with ``run_dir`` and ``results_dir``
+        added, on rank 0; None on the other ranks of a distributed run.
+    """
+    started = time.monotonic()
+    name = get_task(task).profile_name(profile)
+    data = data or data_dir(task, name)
+    out = out or run_dir(task, name)
+    results = results or run_outputs(out).results
+    trainer = Trainer(task, profile, out, data_root=data, chain=chain, seed=seed, device=device,
+                      checkpoint_every=checkpoint_every, progress=progress)
+    run = trainer.fit()
+    if trainer.rank != 0:
+        return None
+    calibrate(run, progress)
+    facts = {"wall_seconds": round(time.monotonic() - started, 1), "notebook": notebook}
+    command = train_command(task, name, str(data), chain, seed, str(out), str(results))
+    written = evaluate_run(run, results, extra=facts, command=command)
+    return {**written, "run_dir": str(run.path), "results_dir": str(resolve(results))}
+
+
+def outputs(results: dict[str, Any], figures: str | os.PathLike | None = None,
+            audio: str | os.PathLike | None = None) -> Outputs:
+    """Where a notebook puts what it shows, for the results :func:`run_task` returned: its results
+    folder, and ``figures`` and ``audio`` as given or, when None, the run folder's own
+    (:func:`fxlib.paths.run_outputs`)."""
+    own = run_outputs(results["run_dir"])
+    return Outputs(Path(results["results_dir"]), resolve(figures) if figures else own.figures,
+                   resolve(audio) if audio else own.audio)
+
+
+# -- examples: a few short excerpts of the test split through every system -------------------
+@dataclass
+class Example:
+    """One excerpt of a test file through every system of a run.
+
+    Attributes:
+        id: the test pair's id; sample_rate: Hz; offset: start of the excerpt in the file, s.
+        audio: ``{system: float32 (C, T)}``: ``input``, every system of the run
+            (:meth:`fxlib.rundir.RunDir.systems`: the chain at its defaults and at the best fixed
+            vector, ``deepafx``, the task's baselines), and ``target``, in that order.
+        u: ``(N, P)`` the model's parameter vectors in [0, 1], one per hop of ``frame`` samples.
+        chain_spec: the chain the parameters drive.
+        events: labelled events inside the excerpt (``Pair.info["events"]``, times relative
+            to the excerpt's start, in s; empty when the data has none).
+    """
+
+    id: str
+    sample_rate: int
+    offset: float
+    audio: dict[str, np.ndarray]
+    u: np.ndarray
+    frame: int
+    chain_spec: dict
+    events: list[dict] = field(default_factory=list)
+
+    def systems(self) -> dict[str, np.ndarray]:
+        """``{name: audio (C, T)}``, input first and target last."""
+        return self.audio
+
+
+def examples(run: RunDir | str | os.PathLike, count: int = 2, seconds: float = 5.0,
+             split: str = "test") -> list[Example]:
+    """The first ``seconds`` of the first ``count`` files of ``split``, through every system of ``run``.
+
+    Args:
+        run: a trained (and calibrated, for the best fixed vector) run folder.
+        count: files; seconds: excerpt length in s (shorter files are taken whole).
+
+    Raises:
+        FileNotFoundError: when the run holds no trained model.
+    """
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    model = run.model()
+    systems = run.systems()
+    dataset = run.dataset(split)
+    rate = dataset.sample_rate
+    found = []
+    for i, pair in enumerate(dataset.pairs[:count]):
+        x, target = dataset[i]
+        n = min(x.shape[1], int(seconds * rate))
+        x, target = np.ascontiguousarray(x[:, :n]), np.ascontiguousarray(target[:, :n])
+        y, u = model.process(x)
+        audio = {"input": x}
+        for name, system in systems.items():
+            if name not in audio:
+                audio[name] = y if name == "deepafx" else system(x)
+        events = [e for e in (pair.info or {}).get("events", []) if e["start"] < n / rate]
+        found.append(Example(pair.id, rate, 0.0, {**audio, "target": target}, u, model.frame,
+                             model.chain_spec, events))
+    return found
+
+
+def export_examples(found: Sequence[Example], folder: str | os.PathLike,
+                    systems: Sequence[str] = ("input", "deepafx", "target")) -> list:
+    """Write the given systems of each example as WAV files ``<folder>/<id>_<system>.wav``.
+
+    The audio is clipped to [-1, 1] (what a player would play) and stored as 32-bit float.
+
+    Raises:
+        SpecError: an example lacks one of ``systems``.
+    """
+    folder = resolve(folder)
+    written = []
+    for ex in found:
+        missing = [s for s in systems if s not in ex.audio]
+        if missing:
+            raise SpecError(f"example {ex.id} has no systems {missing}; it has {list(ex.audio)}")
+        for name in systems:
+            written.append(save_audio(folder / f"{ex.id}_{name}.wav", np.clip(ex.audio[name], -1.0, 1.0),
+                                      ex.sample_rate))
+    return written
