@@ -6,10 +6,12 @@ PROFILE ?= quick
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fxlib-installed
 # Debian packages the project uses: the audio plugins, liblilv for LV2, FluidSynth and a soundfont,
-# real speech and drum samples for the offline data sets, and Chromium for the JupyterLab test.
+# real drum samples and wideband speech prompts (decoded with ffmpeg) for the offline data sets,
+# and Chromium for the JupyterLab test.
 APT_PACKAGES := zam-plugins calf-plugins lsp-plugins-lv2 invada-studio-plugins-lv2 guitarix-lv2 \
-	liblilv-0-0 lilv-utils fluidsynth fluid-soundfont-gm \
-	asterisk-core-sounds-en-wav alsa-utils hydrogen-drumkits chromium chromium-driver
+	liblilv-0-0 lilv-utils fluidsynth fluid-soundfont-gm hydrogen-drumkits ffmpeg \
+	asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722 \
+	asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722 chromium chromium-driver
 
 .PHONY: setup system-deps reproduce test test-all lab bench clean
 
@@ -35,7 +37,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,notebooks]'
+	$(BIN)/pip install -q -e '.[speech,mastering,listeners,test,notebooks]'
 	touch $(STAMP)
 
 # The main job: build the data, run the three task notebooks with papermill on $(PROFILE) (quick by

@@ -17,12 +17,13 @@ files afterwards; :class:`~fxlib.rundir.RunDir` applies these when it builds the
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from .chain import FxChain
 from .data.audio import DataError
 from .data.paired import PairedDataset
 from .layer import BlackBoxFx
@@ -30,6 +31,7 @@ from .losses import get_loss
 from .metrics import loudness_lufs
 from .model import render_curve
 from .rundir import RunDir
+from .tasks import Profile
 from .train import StreamTargets, progress_bar, render_loss, render_workers, stream_batches, validation_loss
 
 log = logging.getLogger(__name__)
@@ -69,26 +71,44 @@ def fit_fixed(run: RunDir, progress: bool = False) -> tuple[np.ndarray, dict]:
         ``(unit (P,) in [0, 1], facts)``: the facts (native values, steps, validation losses)
         are stored beside the vector in ``fixed.json``.
     """
-    p, record = run.profile, run.record
-    spec = record.model["chain_spec"]
-    seed = record.seed
-    train_set, valid_set = run.dataset("train"), run.dataset("valid")
-    loss_fn = get_loss(p.loss, train_set.sample_rate, **p.loss_options)
-    u = nn.Parameter(run.model(calibrated=False).default_unit.clone())
-    k = len(spec["effects"])
+    return fit_fixed_vector(run.record.model["chain_spec"], run.profile, run.dataset("train"), run.dataset("valid"),
+                            run.record.seed, progress=progress)
+
+
+def fit_fixed_vector(chain_spec: dict, profile: Profile, train_set: Any, valid_set: Any, seed: int,
+                     steps: int | None = None, progress: bool = False) -> tuple[np.ndarray, dict]:
+    """The single parameter vector of ``chain_spec`` that fits ``train_set`` best, scored on ``valid_set``.
+
+    Args:
+        chain_spec: the chain; profile: the windows, loss, SPSA and Adam settings (stage 2's,
+            with ``fixed_lr``), and ``fixed_steps`` unless ``steps`` is given.
+        train_set, valid_set: paired data sets, or anything with ``len`` and ``[i] -> (input
+            (C, T), target (C, T))`` (such as a list of pairs).
+        seed: seeds the windows and the perturbations.
+
+    Returns:
+        ``(unit (P,) in [0, 1], facts)``: native values, steps, validation losses.
+    """
+    p = profile
+    steps = p.fixed_steps if steps is None else steps
+    loss_fn = get_loss(p.loss, int(chain_spec["sample_rate"]), **p.loss_options)
+    with FxChain.from_spec(chain_spec) as chain:
+        u = nn.Parameter(torch.tensor(chain.default_unit(), dtype=torch.float32))
+    k = len(chain_spec["effects"])
 
     def score(unit: torch.Tensor) -> float:
-        return validation_loss(spec, k, valid_set, p, seed + 12345, loss_fn, lambda ctx: unit.expand(len(ctx), -1))
+        return validation_loss(chain_spec, k, valid_set, p, seed + 12345, loss_fn,
+                               lambda ctx: unit.expand(len(ctx), -1))
 
     opt = torch.optim.Adam([u], lr=p.fixed_lr)
     best_unit, best = u.detach().clone(), score(u.detach())
     scores = [best]
-    with BlackBoxFx(spec, workers=render_workers(p), mode=p.mode, epsilon=p.epsilon, draws=p.draws,
+    with BlackBoxFx(chain_spec, workers=render_workers(p), mode=p.mode, epsilon=p.epsilon, draws=p.draws,
                     seed=seed + 999) as fx:
         targets = StreamTargets(fx.latency, p.frame) if p.mode == "stream" else None
         batches = stream_batches(train_set, p, seed + 999)
-        bar = progress_bar(progress, "best fixed parameters", p.fixed_steps)
-        for step in range(p.fixed_steps):
+        bar = progress_bar(progress, "best fixed parameters", steps)
+        for step in range(steps):
             loss = render_loss(fx, next(batches), u.clamp(0, 1).expand(p.batch_size, -1), targets, loss_fn)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -98,7 +118,7 @@ def fit_fixed(run: RunDir, progress: bool = False) -> tuple[np.ndarray, dict]:
             if bar is not None:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
                 bar.update()
-            if (step + 1) % p.steps_per_epoch == 0 or step + 1 == p.fixed_steps:
+            if (step + 1) % p.steps_per_epoch == 0 or step + 1 == steps:
                 scores.append(score(u.detach()))
                 if scores[-1] < best:
                     best, best_unit = scores[-1], u.detach().clone()
@@ -106,7 +126,7 @@ def fit_fixed(run: RunDir, progress: bool = False) -> tuple[np.ndarray, dict]:
             bar.close()
         unit = best_unit.double().numpy()
         native = {name: (v if isinstance(v, str) else float(v)) for name, v in fx.chain.to_native(unit).items()}
-    return unit, {"native": native, "steps": p.fixed_steps, "valid_loss": best, "valid_losses": scores}
+    return unit, {"native": native, "steps": steps, "valid_loss": best, "valid_losses": scores}
 
 
 def calibrate(run: RunDir, progress: bool = False) -> None:

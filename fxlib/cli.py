@@ -9,6 +9,7 @@
     fxlib evaluate --run runs/amp-quick              evaluate a trained run again
     fxlib process --run runs/amp-quick in.wav out.wav   process a file with a trained model
     fxlib data amp build|download ...                build or download a task's dataset
+    fxlib data paper-examples download|list ...      the paper's listening-test stimuli (data/paper-examples)
     fxlib reproduce [--profile quick] [--tasks ...]  the batch reproduction into paper/ (make reproduce)
 
 Every command exits with 0 when it succeeds, 2 when an input is wrong or missing (the message,
@@ -37,6 +38,8 @@ from .hosts.vst3 import installed_bundles
 from .params import closest
 from .reference_fx import demo_phrase
 from .tasks import TASKS, get_task
+
+PAPER_EXAMPLES = "paper-examples"  # `fxlib data paper-examples`: the paper's stimuli, not a task
 
 
 def guess_kind(plugin_id: str) -> str:
@@ -182,6 +185,10 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    if args.task == PAPER_EXAMPLES:
+        from .data import paper_examples
+
+        return paper_examples.main(args.rest, str(paths.resolve(paths.PAPER_EXAMPLES)))
     root = str(paths.resolve(paths.data_dir(args.task, "quick")))
     seconds = get_task(args.task).profile("quick").data_seconds
     return importlib.import_module(f"fxlib.data.{args.task}").main(args.rest, root, seconds)
@@ -258,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curves", help="also write the parameter curves as CSV")
     p.set_defaults(func=cmd_process)
 
-    p = sub.add_parser("data", help="build or download a task's dataset (see `fxlib data amp --help`)")
-    p.add_argument("task", choices=TASKS)
+    p = sub.add_parser("data", help="build or download a task's dataset (see `fxlib data amp --help`), or fetch "
+                                    "the paper's listening-test stimuli (`fxlib data paper-examples --help`)")
+    p.add_argument("task", choices=[*TASKS, PAPER_EXAMPLES])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_data)
 

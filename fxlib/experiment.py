@@ -18,17 +18,18 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .calibrate import calibrate
-from .data.audio import save_audio
+from .data.audio import DataError, save_audio
 from .errors import SpecError
 from .evaluate import evaluate_run
 from .paths import Outputs, data_dir, resolve, run_dir, run_outputs
 from .rundir import RunDir
-from .tasks import Profile, get_task
+from .metrics import loudness_lufs
+from .tasks import Profile, System, get_task
 from .train import Trainer
 
 
@@ -95,7 +96,61 @@ def outputs(results: dict[str, Any], figures: str | os.PathLike | None = None,
                    resolve(audio) if audio else own.audio)
 
 
-# -- examples: a few short excerpts of the test split through every system -------------------
+# -- excerpts of test files through every system ----------------------------------------------
+MIN_EXCERPT_LUFS = -50.0  # excerpts quieter than this are drawn again
+MAX_DRAWS = 50  # excerpt draws per trial before giving up on finding a non-silent one
+
+
+def draw_excerpts(targets: Sequence[np.ndarray], ids: Sequence[str], n_trials: int, length: int,
+                  sample_rate: int, seed: int) -> list[tuple[int, int]]:
+    """``n_trials`` seeded ``(file index, start sample)`` excerpts of ``length`` samples, not silent.
+
+    Files are visited in a seeded random order (cycling when there are fewer files than trials);
+    a start whose target is quieter than :data:`MIN_EXCERPT_LUFS` is drawn again. The listening
+    kit's stimuli and the virtual listening test draw their excerpts here.
+
+    Args:
+        targets: the files' targets, ``(C, T_i)`` each; ids: their pair ids (for messages).
+        n_trials: excerpts; length: samples each; sample_rate: Hz; seed: seeds the draws.
+
+    Raises:
+        DataError: no file is long enough, or one has no excerpt loud enough.
+    """
+    rng = np.random.default_rng(seed)
+    eligible = [i for i, t in enumerate(targets) if t.shape[1] >= length]
+    if not eligible:
+        longest = max(t.shape[1] for t in targets) / sample_rate
+        raise DataError(f"no test file is {length / sample_rate:g} s long (the longest is {longest:.2f} s); "
+                        "ask for shorter excerpts")
+    order = [eligible[i] for i in rng.permutation(len(eligible))]
+    picks = []
+    for k in range(n_trials):
+        i = order[k % len(order)]
+        for _ in range(MAX_DRAWS):
+            start = int(rng.integers(0, targets[i].shape[1] - length + 1))
+            if loudness_lufs(targets[i][:, start:start + length], sample_rate) >= MIN_EXCERPT_LUFS:
+                picks.append((i, start))
+                break
+        else:
+            raise DataError(f"test file {ids[i]!r}: no excerpt louder than {MIN_EXCERPT_LUFS:g} LUFS "
+                            f"found in {MAX_DRAWS} draws")
+    return picks
+
+
+def render_excerpt(systems: Mapping[str, System], audio: np.ndarray, start: int, length: int,
+                   preroll: int) -> dict[str, np.ndarray]:
+    """Each system's output for ``audio[:, start:start + length]``, given up to ``preroll`` samples of
+    the file before it (to settle the effects' state and fill the encoder's context), then cut.
+
+    Shape:
+        audio ``(C, T)``; returns ``{name: (C, length)}``.
+    """
+    lead = min(preroll, start)
+    x = audio[:, start - lead:start + length]
+    return {name: np.asarray(system(x))[:, lead:] for name, system in systems.items()}
+
+
+
 @dataclass
 class Example:
     """One excerpt of a test file through every system of a run.

@@ -49,8 +49,10 @@ import scipy.fft
 import scipy.signal
 import torch
 
-from .errors import AudioFormatError
+from .errors import AudioFormatError, require
 from .losses import MultiResolutionSTFTLoss
+
+SPEECH_EXTRA = "pip install 'deepafx-fxlib[speech]'"  # pystoi and pesq, for the speech measures
 
 # mfcc_cosine (Applied Sciences 2020, section 4.3, and the authors' code)
 MFCC_FFT = 4096
@@ -610,7 +612,7 @@ def stoi(output: np.ndarray, target: np.ndarray, sample_rate: float, mask: np.nd
         - returns: float, about 1 for identical signals; needs more than 30 frames of 25.6 ms
           (about 0.4 s of sound) where measured.
     """
-    from pystoi import stoi as pystoi_stoi
+    pystoi_stoi = require("pystoi", "stoi", SPEECH_EXTRA).stoi
 
     out, tgt, sr = _check_pair(output, target, sample_rate, "stoi")
     out, tgt = _masked(out, tgt, mask, "stoi")
@@ -639,7 +641,8 @@ def pesq(output: np.ndarray, target: np.ndarray, sample_rate: float, mask: np.nd
     Raises:
         AudioFormatError: as the other metrics, or when PESQ finds no speech in the target.
     """
-    from pesq import PesqError, pesq as pesq_wb
+    pesq_package = require("pesq", "pesq", SPEECH_EXTRA)
+    PesqError, pesq_wb = pesq_package.PesqError, pesq_package.pesq
 
     out, tgt, sr = _check_pair(output, target, sample_rate, "pesq")
     out, tgt = _masked(out, tgt, mask, "pesq")

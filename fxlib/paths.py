@@ -37,6 +37,10 @@ SMOKE_REPRODUCTION = RUNS / "reproduce-smoke"
 LISTENING_STIMULI = RUNS / "listening" / "demo-stimuli"
 LISTENING_RATINGS = RUNS / "listening" / "ratings"
 LISTENING_SIMULATED = RUNS / "listening" / "simulated-ratings"
+#: The paper's listening-test stimuli (``fxlib data paper-examples download``), laid out as its page.
+PAPER_EXAMPLES = DATA / "paper-examples"
+#: The development copy of the paper's stimuli beside the checkout, used as a local source when present.
+SHARED_PAPER_EXAMPLES = Path("..") / "shared" / "paper-listening-test"
 REPORT = "REPORT.md"
 REPRODUCE_LOG = "reproduce.json"
 #: The task notebooks in ``notebooks/``, in the order the reproduction runs them.

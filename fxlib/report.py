@@ -1,15 +1,17 @@
 """The reproduction report: ``<paper>/REPORT.md`` from the results files and the notebooks' outcomes.
 
 Per task: the profile, chain, seed and data; the equivalent command; the executed notebook,
-figures and audio; the results table (:func:`fxlib.evaluate.markdown_table`); and the paper's
-own figures beside ours, from the task's :attr:`fxlib.tasks.Task.paper_results`, laid out as
-``{"source": "where in the paper", "systems": {system: {metric: value}}}`` with the system and
-metric names of our results (the report says so when a task has none).
+figures and audio; the results table (:func:`fxlib.evaluate.markdown_table`); and the task set
+beside the paper (:func:`paper_comparison`): the paper's conditions and protocol
+(:attr:`fxlib.tasks.Task.paper_results`), the objective listeners validated on its stimuli, its
+systems re-measured, ours on its inputs, and its order of conditions beside our virtual listening
+test's (the results' ``paper_comparison``, :func:`fxlib.comparisons.compare_with_paper`).
 """
 from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from .atomic import write_text
 from .evaluate import markdown_table
+from .listeners import KNOWN_ORDERS, LISTENER_MEDIANS, LISTENER_MEDIANS_SOURCE, kendall_tau
 from .paths import REPORT, TASK_NOTEBOOKS
 from .tasks import get_task
 
@@ -36,20 +39,77 @@ class Outcome:
 
 
 # -- the report ---------------------------------------------------------------------------------
-def paper_comparison(task: str, ours: Mapping[str, Mapping[str, float]], paper: Mapping[str, Any]) -> str:
-    """Markdown comparing the paper's reported figures with ours, or saying that none are recorded."""
-    systems = paper.get("systems", {})
-    if not systems:
-        return (f"**The paper's figures:** none are recorded for this task (`fxlib/tasks/{task}.py` "
-                f"`paper_results` is empty: the project's notes on the paper give no numbers), so this "
-                f"report makes no numeric comparison with the paper.")
-    lines = [f"**The paper's figures** ({paper.get('source', 'source not given')}) beside ours:", "",
-             "| system | metric | paper | ours | ours - paper |", "|---|---|---|---|---|"]
-    for system, metrics in systems.items():
-        for metric, value in metrics.items():
-            mine = ours.get(system, {}).get(metric)
-            cells = ("not measured", "") if mine is None else (f"{mine:.4g}", f"{mine - value:+.4g}")
-            lines.append(f"| {system} | {metric} | {value:.4g} | {cells[0]} | {cells[1]} |")
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"
+
+
+def paper_order(task: str) -> tuple[list[str], dict[str, float]]:
+    """The paper's known order of ``task``'s conditions, best first, and the listeners' medians
+    (empty when unknown), in our systems' names (:class:`fxlib.tasks.PaperResults`)."""
+    ours = {paper: mine for mine, paper in get_task(task).paper_results.conditions.items()}
+    order = [ours[c] for c in KNOWN_ORDERS[task] if c in ours]
+    return order, {ours[c]: v for c, v in LISTENER_MEDIANS.get(task, {}).items() if c in ours}
+
+
+def paper_comparison(task: str, comparison: Mapping[str, Any] | None) -> str:
+    """Markdown setting a task beside the paper: its conditions and protocol, which measures stand in
+    for listeners, the paper's systems re-measured, ours on the paper's inputs, and the paper's
+    order of conditions beside our virtual listening test's, with whether they agree."""
+    spec = get_task(task).paper_results
+    order, medians = paper_order(task)
+    lines = [f"**The paper's test** ({spec.protocol_source}): {spec.protocol}. Conditions, as ours: "
+             + ", ".join(f"`{mine}` (the paper's {paper})" for mine, paper in spec.conditions.items())
+             + (f"; {spec.stand_in}" if spec.stand_in else "") + ".",
+             "", "The paper's order of conditions, best first: " + " > ".join(f"`{c}`" for c in order)
+             + (f", medians {', '.join(f'{c} {v:.2f}' for c, v in medians.items())} ({LISTENER_MEDIANS_SOURCE})"
+                if medians else " (the anchors' design; no scores of this task are known)") + "."]
+    if spec.metrics:
+        lines += ["", "The paper's objective figures: " + json.dumps(spec.metrics)]
+    if not comparison:
+        return "\n".join(lines + ["", "No comparison with the paper's stimuli was run for this task."])
+    if "validation" not in comparison:
+        return "\n".join(lines + ["", comparison.get("note", "")])
+    validation = comparison["validation"]
+    lines += ["", f"**Objective listeners validated on the paper's {len(validation['examples'])} published examples** "
+              f"(rule: {validation['rule']}):", "",
+              "| measure | better | anchors right | Kendall tau (mean / of medians) | passes |", "|---|---|---|---|---|"]
+    for name, r in validation["measures"].items():
+        lines.append(f"| {name} | {'higher' if r['higher_is_better'] else 'lower'} | {r['anchors_right']}/{r['examples']} "
+                     f"| {r['tau_mean']:+.2f} / {r['tau_of_medians']:+.2f} | {'yes' if r['passes'] else 'no: ' + r['why']} |")
+    passing = comparison.get("passing", [])
+    if not passing:
+        lines += ["", f"**No measure passes for {task}**: {comparison.get('note', '')}"]
+    inputs = comparison.get("on_paper_inputs")
+    if inputs:
+        shown = passing or list(inputs["medians"])
+        conditions = inputs["conditions"]
+        lines += ["", f"**The paper's systems re-measured, and fxlib's on the paper's inputs** (medians over the "
+                  f"{len(inputs['examples'])} examples at {inputs['sample_rate']} Hz; `deepafx` is fxlib's model, "
+                  "trained on the offline stand-ins only; `chain-dev-fixed` the chain at one vector fitted to these "
+                  "examples" + ("" if passing else "; no measure is validated for this task, so none of these "
+                                "stands in for listeners") + "):", "",
+                  "| measure | " + " | ".join(conditions) + " |", "|---|" + "---|" * len(conditions)]
+        for m in shown:
+            lines.append(f"| {m} | " + " | ".join(_fmt(inputs["medians"][m].get(c)) for c in conditions) + " |")
+        if inputs["gap"]:
+            lines += ["", "**The gap between fxlib's model and the paper's on the paper's own inputs** (median, fxlib "
+                      "minus paper): " + ", ".join(f"{m} {v:+.3g}" for m, v in inputs["gap"].items()) + "."]
+    virtual = comparison.get("virtual_listening")
+    if virtual:
+        lines += ["", f"**Virtual listening test** on the offline test split ({virtual['protocol']['excerpts']} excerpts "
+                  f"of {virtual['protocol']['seconds']:g} s, mid anchor `{virtual['protocol']['mid_anchor']}`; paired "
+                  "t-tests of `deepafx` against each condition, Bonferroni-corrected):", "",
+                  "| measure | our order, best first | agrees with the paper's | deepafx is |",
+                  "|---|---|---|---|"]
+        for m, r in virtual["measures"].items():
+            ours = [c for c in r["order"] if c in order]
+            known = [c for c in order if c in ours]
+            tau = kendall_tau([-ours.index(c) for c in known], [-known.index(c) for c in known]) if len(known) > 1 else None
+            agree = "-" if tau is None else ("yes" if tau == 1 else f"no (Kendall tau {tau:+.2f})")
+            tests = "; ".join(f"{'worse' if t['better'] else 'better'} than {t['condition']} "
+                              f"(p {_fmt(t['p_bonferroni'])})" for t in r["tests"])
+            lines.append(f"| {m} | " + " > ".join(f"{c} {_fmt(r['medians'][c])}" for c in r["order"])
+                         + f" | {agree} | {tests} |")
     return "\n".join(lines)
 
 
@@ -74,7 +134,7 @@ def _task_section(task: str, results: Mapping[str, Any] | None, outcome: Outcome
         f"[`{paper}/figures/`](figures/), audio examples in [`{paper}/audio/{task}/`](audio/{task}/)",
         f"- training wall time {results.get('wall_seconds', 'unknown')} s"
         + (f"; the whole notebook {outcome.wall_seconds} s" if outcome and outcome.wall_seconds else ""),
-        "", table, "", paper_comparison(task, results["systems"], spec.paper_results), ""]
+        "", table, "", paper_comparison(task, results.get("paper_comparison")), ""]
     if source == "offline":
         lines += ["The data are fxlib's offline stand-in for the paper's (see the data source in "
                   f"`{paper}/results/{task}.json`), so the numbers measure the method, not the paper's exact "
@@ -144,18 +204,21 @@ def at_a_glance(tasks: Sequence[str], results: Mapping[str, Mapping[str, Any] | 
 
     The other systems are the baselines: ``deepafx-hop``, the same model run hop by hop, is not one.
     """
-    lines = ["| task | chain | deepafx loss | best other system (loss) | paper's figures |", "|---|---|---|---|---|"]
+    lines = ["| task | chain | deepafx loss | best other system (loss) | measures validated on the paper's stimuli "
+             "| gap to the paper's DeepAFx on its inputs |", "|---|---|---|---|---|---|"]
     for task in tasks:
         r = results.get(task)
-        recorded = "recorded" if get_task(task).paper_results.get("systems") else "none recorded"
         if r is None:
-            lines.append(f"| {task} | - | no results | - | {recorded} |")
+            lines.append(f"| {task} | - | no results | - | - | - |")
             continue
         systems = r["systems"]
         others = {name: row["loss"] for name, row in systems.items() if not name.startswith("deepafx")}
         best = min(others, key=others.get)
         mine = systems["deepafx"]["loss"] if "deepafx" in systems else float("nan")
-        lines.append(f"| {task} | `{r.get('chain')}` | {mine:.4g} | {best} ({others[best]:.4g}) | {recorded} |")
+        comparison = r.get("paper_comparison") or {}
+        passing = ", ".join(comparison.get("passing", [])) or ("none" if "validation" in comparison else "not run")
+        gap = ", ".join(f"{m} {v:+.3g}" for m, v in (comparison.get("on_paper_inputs") or {}).get("gap", {}).items())
+        lines.append(f"| {task} | `{r.get('chain')}` | {mine:.4g} | {best} ({others[best]:.4g}) | {passing} | {gap or '-'} |")
     return "\n".join(lines)
 
 

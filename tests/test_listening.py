@@ -126,6 +126,15 @@ def test_export_from_a_trained_run(tmp_path, one_torch_thread):
     # a second export with the same settings keeps everything
     assert export_stimuli(tmp_path / "stimuli", runs=[tmp_path / "run"], trials=3, seconds=2.0,
                           seed=1)["fingerprint"] == manifest["fingerprint"]
+    # the paper's protocol: the input is the low anchor, a mid anchor, every stimulus at its own level
+    paper = export_stimuli(tmp_path / "paper", runs=[tmp_path / "run"], trials=2, seconds=2.0, seed=1,
+                           protocol="paper")
+    assert paper["anchor"] == "input" and paper["protocol"] == "paper"
+    for trial in paper["trials"]:
+        assert {s["system"] for s in trial["stimuli"]} == {HIDDEN_REFERENCE, "input", "mid-anchor", "deepafx"}
+        assert len({s["gain_db"] for s in trial["stimuli"]}) == 1  # one common gain: levels kept
+    with pytest.raises(SpecError, match="unknown protocol"):
+        export_stimuli(tmp_path / "other", runs=[tmp_path / "run"], protocol="mushra")
 
 
 # ------------------------------------------------------------------------------------ sessions

@@ -139,7 +139,7 @@ def test_the_report_shows_every_task_and_says_the_paper_gives_no_figures(tmp_pat
     assert "## amp:" in text and "## breath:" in text and "## mastering:" in text
     assert "| deepafx | **1.5** | **0.01** |" in text  # our table, best values in bold
     assert "failed in cell 5" in text  # the failed task says why it has no results
-    assert text.count("none are recorded for this task") == 2  # no invented paper figures
+    assert text.count("No comparison with the paper's stimuli was run for this task") == 2  # nothing invented
     assert "python -m fxlib.reproduce" in text and "22.5 min" in text and "2 CPUs" in text
 
 
@@ -150,12 +150,31 @@ def test_the_glance_compares_the_model_with_baselines_not_with_its_hop_by_hop_ro
     assert "| 1.5 | chain-best-fixed (2) |" in text
 
 
-def test_the_paper_figures_sit_beside_ours_when_a_task_gives_them():
-    paper = {"source": "Table 1", "systems": {"deepafx": {"loss": 1.0, "esr": 0.2}}}
-    text = paper_comparison("amp", SYSTEMS, paper)
-    assert "Table 1" in text
-    assert "| deepafx | loss | 1 | 1.5 | +0.5 |" in text
-    assert "| deepafx | esr | 0.2 | not measured |" in text
+def fake_comparison(order: list[str], medians: dict[str, float], passes: bool = True) -> dict:
+    measure = {"higher_is_better": True, "anchors_right": 7, "examples": 7, "tau_mean": 0.9, "tau_of_medians": 1.0,
+               "passes": passes, "why": "passes" if passes else "anchors wrong in 7 of 7 examples"}
+    comparison = {"validation": {"examples": ["0"] * 7, "rule": "the rule", "measures": {"m": measure}},
+                  "passing": ["m"] if passes else [], "note": "no measure passes"}
+    if passes:
+        comparison["virtual_listening"] = {
+            "protocol": {"excerpts": 5, "seconds": 4.0, "mid_anchor": "gain"},
+            "measures": {"m": {"order": order, "medians": medians,
+                               "tests": [{"condition": "input", "better": False, "p_bonferroni": 0.01}]}}}
+    return comparison
+
+
+def test_the_report_sets_the_paper_order_beside_the_virtual_test_and_says_whether_they_agree():
+    agree = fake_comparison(["deepafx", "matchering", "mid-anchor", "input"],
+                            {"deepafx": 4.0, "matchering": 3.0, "mid-anchor": 2.0, "input": 1.0})
+    text = paper_comparison("mastering", agree)
+    assert "`reference` > `deepafx` > `matchering` > `mid-anchor` > `input`" in text  # the listeners' order
+    assert "reference 0.95" in text and "secondary account" in text  # medians, labelled secondary
+    assert "| m | deepafx 4 > matchering 3 > mid-anchor 2 > input 1 | yes | better than input (p 0.01) |" in text
+    disagree = fake_comparison(["matchering", "deepafx", "mid-anchor", "input"],
+                               {"deepafx": 3.0, "matchering": 4.0, "mid-anchor": 2.0, "input": 1.0})
+    assert "no (Kendall tau +0.67)" in paper_comparison("mastering", disagree)
+    none = paper_comparison("breath", fake_comparison([], {}, passes=False))
+    assert "**No measure passes for breath**" in none and "Virtual listening" not in none
 
 
 def test_report_only_rewrites_the_report_from_results(tmp_path):

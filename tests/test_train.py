@@ -127,6 +127,18 @@ def test_offline_data_of_another_size_is_refused(data_root, tmp_path):
         Trainer("amp", bigger, tmp_path / "run", data_root=data_root, chain=CHAIN, progress=False)
 
 
+def test_offline_data_of_another_builder_is_refused(data_root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_root, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["params"]["generator"] = "fxlib.data.amp.build/1"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FxError, match=r"build by fxlib.data.amp.build/1, not by today's builder"):
+        Trainer("amp", "smoke", tmp_path / "run", data_root=copy, chain=CHAIN, progress=False)
+
+
 def test_missing_data_folder_for_downloaded_data(tmp_path):
     paper = get_task("amp").profile("paper")
     with pytest.raises(FileNotFoundError, match="fxlib data amp download"):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..data.audio import DataError, convert_channels, load_audio, resample, save_audio
 from ..data.paired import Pair, read_manifest
-from ..errors import AudioFormatError, BackendUnavailableError, FxError
+from ..errors import AudioFormatError, FxError, require
 from ..metrics import loudness_lufs
 
 RATE = 44100  # matchering's internal rate
@@ -87,11 +87,8 @@ def master(audio: np.ndarray, sample_rate: int, reference: np.ndarray, reference
                                    f"least {MIN_SECONDS:g} s")
         if not np.isfinite(x).all():
             raise AudioFormatError(f"matchering: {name} holds NaN or Inf")
-    try:
-        import matchering as mg
-        from matchering.log import ModuleError
-    except ImportError as e:
-        raise BackendUnavailableError("matchering is not installed; `pip install matchering==2.0.6`") from e
+    mg = require("matchering", "the matchering baseline", "pip install 'deepafx-fxlib[mastering]'")
+    ModuleError = require("matchering.log", "the matchering baseline", "pip install 'deepafx-fxlib[mastering]'").ModuleError
     channels, length = audio.shape
     with tempfile.TemporaryDirectory(prefix="fxlib-matchering-") as tmp:
         target_path, reference_path, result_path = (Path(tmp) / f"{n}.wav" for n in ("target", "reference", "result"))

@@ -26,6 +26,13 @@ JCM800 preamp (LV2) where installed, else ZamTube (VST3), else a pedalboard
 distortion-and-filters chain; the manifest records which. Every file depends only on the seed
 and its index, so the same seed gives the same WAV bytes, and an interrupted build resumes.
 
+The levels are calibrated on the statistics of the paper's own amp examples (the listening
+test's pairs, :mod:`fxlib.data.stats`), never on their audio: their DI inputs peak near 0 dBFS
+(about -13 LUFS) and the preamp makes them about 7 to 9 LU louder, with peaks near 0 dBFS. Here
+the DI peaks are drawn in :data:`DI_PEAK_DBFS` and the JCM800's gain is set so that its output is
+6.5 to 9 LU louder than the DI (FluidSynth's renders are peakier than the paper's DI recordings,
+so the same peaks give quieter DI inputs, -23 to -18 LUFS).
+
 Both write the layout of :mod:`fxlib.data.paired` under ``root``.
 """
 from __future__ import annotations
@@ -48,6 +55,8 @@ from .scripts import command_line, task_parser
 from .paired import Manifest, PairWriter, match_lengths, split_names
 
 TASK = "amp"
+#: The offline builder's version, recorded in the manifest: a data set built by another is rebuilt.
+GENERATOR = "fxlib.data.amp.build/2"
 URL = "https://zenodo.org/records/3562442/files/AudioMDPI.zip?download=1"
 ARCHIVE = "AudioMDPI.zip"
 LAYOUT = {"folder": "AudioMDPI/6176ChannelStrip", "input": "dry", "target": "preamp"}
@@ -55,7 +64,7 @@ SAMPLE_RATE = 22050
 GX_JCM800PRE = "http://guitarix.sourceforge.net/plugins/gx_jcm800pre_#_jcm800pre_"
 PREAMPS: dict[str, list[dict[str, Any]]] = {
     "lv2": [{"name": "jcm800pre", "kind": "lv2", "id": GX_JCM800PRE,
-             "fixed": {"GAIN": -12.0, "WET_DRY": 100.0, "Bass": 0.5, "Middle": 0.5, "Treble": 0.5, "P6v": 0.5}}],
+             "fixed": {"GAIN": -6.0, "WET_DRY": 100.0, "Bass": 0.5, "Middle": 0.5, "Treble": 0.5, "P6v": 0.5}}],
     "vst3": [{"name": "zamtube", "kind": "vst3", "id": "ZamTube",
               "fixed": {"tube_drive": 5.0, "bass": 5.0, "mids": 5.0, "treble": 5.0, "input_level": 0.0,
                         "tone_stack_model": "1959/81 JCM-800 Lead 100", "insane_boost": 0.0}}],
@@ -66,7 +75,7 @@ PREAMPS: dict[str, list[dict[str, Any]]] = {
 }
 PREAMP_NAMES = {"lv2": "guitarix JCM800 preamp (LV2)", "vst3": "ZamTube (VST3)",
                 "builtin": "pedalboard high-pass, tanh distortion and low-pass (built-in)"}
-DI_PEAK_DBFS = (-24.0, -3.0)  # range of the DI inputs' peak levels, drawn per file
+DI_PEAK_DBFS = (-8.0, -0.3)  # range of the DI inputs' peak levels, drawn per file (see the module docstring)
 TEMPO_BPM = (80.0, 160.0)
 BASS_SHARE = 1 / 3  # of the files
 
@@ -121,7 +130,7 @@ def build(root: str | Path, seconds: float = 240.0, file_seconds: float = 10.0, 
                   f"(GM guitars {min(GUITARS) + 1}-{max(GUITARS) + 1}, basses {min(BASSES) + 1}-{max(BASSES) + 1})",
                   "targets": f"the inputs through the {PREAMP_NAMES[name]} at fixed settings", "preamp": name,
                   "preamp_chain": chain.to_spec()}
-        params = {"generator": "fxlib.data.amp.build/1", "files": n, "file_seconds": file_seconds,
+        params = {"generator": GENERATOR, "files": n, "file_seconds": file_seconds,
                   "sample_rate": sample_rate, "seed": seed, "preamp": name}
         writer = PairWriter(root, Manifest(TASK, source, sample_rate, 1, seed, command, params))
         for i, split in enumerate(split_names(n, seed)):

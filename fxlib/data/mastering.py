@@ -33,32 +33,42 @@ rendered dry by FluidSynth with FluidR3_GM, plus a drum groove
 (package ``hydrogen-drumkits``, :data:`DRUMKITS_DIR`). The pre-master (input) varies per song:
 
 * each part's level (within ±6 dB) and pan position;
-* the tonal balance: a low shelf at 200 Hz and a high shelf at 4 kHz, each within ±8 dB
+* the tonal balance: a low shelf at 200 Hz and a high shelf at 4 kHz, each within ±6 dB
   (pedalboard's shelving filters);
-* the integrated loudness, drawn in :data:`MIX_LUFS` (-30 to -16 LUFS), then lowered if
-  needed so that the sample peak stays at or below -1 dBFS.
+* the integrated loudness, drawn in :data:`MIX_LUFS` (-28 to -20 LUFS), then lowered if
+  needed so that the sample peak stays at or below :data:`MIX_PEAK_DBFS` (-3 dBFS).
 
 **How the targets are made.** The master is the mix through a reference chain of ZAM VST3
-plugins that appears in no learned chain (:data:`REFERENCE_CHAIN`), stereo throughout:
+plugins (:data:`REFERENCE_CHAIN`), stereo throughout:
 
 1. ``ZamEQ2`` (dual mono): low shelf at 200 Hz, high shelf at 4 kHz, and its master gain
    used as an input trim that brings the mix to about :data:`COMPRESSOR_INPUT_LUFS` so the
    compressor works the same way on loud and quiet mixes;
 2. ``ZaMultiCompX2``: a gentle three-band compressor at fixed settings (crossovers 160 Hz and
    2.5 kHz, ratio 2.5, soft knee);
-3. ``ZaMaximX2``: a look-ahead maximiser, output ceiling :data:`CEILING_DBFS` (sample peak;
-   the true peak may read a little higher); its threshold sets the loudness.
+3. ``ZaMaximX2``: a look-ahead maximiser; its output ceiling (sample peak; the true peak may
+   read a little higher) and its threshold, which sets the loudness, are chosen per song.
 
-The per-song settings (the two shelf gains, the trim and the maximiser threshold) are chosen
-by measuring the mix: the trim from its integrated loudness, the shelves from its band balance
-(:func:`band_balance`: the low band's and the high band's power relative to the mid band, in
-dB) against :data:`TARGET_BALANCE_DB`, the threshold from the loudness still missing. Then
-:data:`MASTER_ITERATIONS` rounds render the chain, measure the output and correct the
-threshold and the shelves by the remaining loudness and balance errors, so every master lands
-near :data:`TARGET_LUFS` (-14 LUFS) with the target balance whatever the mix. The settings and
-the measured results are in each pair's ``info``. A fixed setting of a learned chain cannot do
-this for every song (the gain needed spans about 16 dB and the shelves ±8 dB): a model that
-listens can.
+What each master aims at (:func:`master_targets`) is calibrated on the statistics of the
+paper's own mastering examples (the listening test's pairs: mixes at -28 to -20 LUFS with peaks
+of -10 to -3.5 dBFS, masters 9.7 to 13.7 LU louder at -16.2 to -10.6 LUFS with peaks near
+0 dBFS, band balances moved by under about 2 dB; :mod:`fxlib.data.stats`), never on their audio:
+
+* loudness: the mix's own plus a gain drawn in :data:`MASTER_GAIN_LU`, kept within
+  :data:`MASTER_LUFS`, so louder mixes give louder masters, as in the paper's pairs;
+* peak ceiling: drawn in :data:`CEILING_DBFS`;
+* balance (:func:`band_balance`: the low band's and the high band's power relative to the mid
+  band, in dB): the mix's own moved :data:`BALANCE_PULL` of the way towards
+  :data:`REFERENCE_BALANCE_DB`, by at most :data:`BALANCE_CHANGE_DB` per band: a correction an
+  engineer would make, which the mix itself tells.
+
+The per-song settings (the two shelf gains, the trim, the maximiser's threshold) are chosen by
+measuring the mix, then :data:`MASTER_ITERATIONS` rounds render the chain, measure the output
+and correct the threshold and the shelves by the remaining loudness and balance errors, so every
+master lands near its targets. The targets, the settings and the measured results are in each
+pair's ``info``. ZaMaximX2 is also the last effect of the ``mastering-vst3`` stand-in chain,
+whose learned threshold can reach these masters' limiting; the paper's chain (``mastering-lv2``)
+ends in LSP's limiter instead.
 
 Both write the layout of :mod:`fxlib.data.paired` under ``root``, with stereo files
 (``channels`` 2 in the manifest); the mastering task reads them mixed to mono. Every built
@@ -94,6 +104,8 @@ from .scripts import command_line, task_parser
 from .paired import Manifest, PairWriter, split_names
 
 TASK = "mastering"
+#: The offline builder's version, recorded in the manifest: a data set built by another is rebuilt.
+GENERATOR = "fxlib.data.mastering.build/2"
 SAMPLE_RATE = 22050
 CHANNELS = 2  # the files on disk are stereo
 
@@ -106,17 +118,20 @@ KEYS = {0: "Acoustic Grand Piano", 4: "Electric Piano 1", 16: "Drawbar Organ", 4
         89: "Pad 2 (warm)"}
 TEMPO_BPM = (80.0, 150.0)
 PART_LEVEL_DB = 6.0  # each part's level is drawn within +-this around its nominal level
-SHELF_DB = 8.0  # the mix's low and high shelf gains are drawn within +-this
+SHELF_DB = 6.0  # the mix's low and high shelf gains are drawn within +-this
 SHELF_HZ = (200.0, 4000.0)  # low shelf and high shelf corner frequencies
-MIX_LUFS = (-30.0, -16.0)
-MIX_PEAK_DBFS = -1.0
+MIX_LUFS = (-28.0, -20.0)
+MIX_PEAK_DBFS = -3.0
 
-# -- the reference master
-TARGET_LUFS = -14.0
-TARGET_BALANCE_DB = (4.0, -6.0)  # (low, high) band power relative to the mid band, see band_balance
+# -- the reference master (see master_targets)
+MASTER_GAIN_LU = (9.5, 12.5)  # the master's loudness: the mix's plus a gain drawn in this range, LU
+MASTER_LUFS = (-16.5, -10.5)  # ... kept within this range
+CEILING_DBFS = (-1.0, -0.1)  # the maximiser's output ceiling (sample peak) is drawn in this range, dBFS
+REFERENCE_BALANCE_DB = (4.0, -10.0)  # (low, high) band power relative to the mid band, see band_balance
+BALANCE_PULL = 0.25  # the master's balance moves this share of the way from the mix's to the reference
+BALANCE_CHANGE_DB = 2.0  # ... by at most this much per band
 BANDS_HZ = (30.0, 250.0, 4000.0, 10000.0)  # low: 30-250 Hz, mid: 250 Hz-4 kHz, high: 4-10 kHz
 COMPRESSOR_INPUT_LUFS = -20.0
-CEILING_DBFS = -1.0
 MASTER_ITERATIONS = 4
 SHELF_LIMIT_DB = 12.0  # the reference EQ's shelves stay within +-this
 REFERENCE_CHAIN: list[dict[str, Any]] = [
@@ -131,8 +146,8 @@ REFERENCE_CHAIN: list[dict[str, Any]] = [
                "attack1_ms": 20.0, "attack2_ms": 10.0, "attack3_ms": 5.0,
                "release1_ms": 200.0, "release2_ms": 120.0, "release3_ms": 80.0,
                "makeup_1_db": 0.0, "makeup_2_db": 0.0, "makeup_3_db": 0.0, "master_trim_db": 0.0}},
-    {"name": "limiter", "kind": "vst3", "id": "ZaMaximX2", "learn": ["threshold_db"],
-     "fixed": {"output_ceiling_db": CEILING_DBFS, "release_ms": 25.0}},
+    {"name": "limiter", "kind": "vst3", "id": "ZaMaximX2", "learn": ["threshold_db", "output_ceiling_db"],
+     "fixed": {"release_ms": 25.0}},
 ]
 
 # -- the download
@@ -180,8 +195,25 @@ def reference_chain(sample_rate: int = SAMPLE_RATE) -> FxChain:
     return FxChain(REFERENCE_CHAIN, sample_rate, channels=CHANNELS, name="mastering-reference")
 
 
-def master(mix: np.ndarray, chain: FxChain, sample_rate: int, target_lufs: float = TARGET_LUFS,
-           balance: tuple[float, float] = TARGET_BALANCE_DB) -> tuple[np.ndarray, dict[str, Any]]:
+def master_targets(mix: np.ndarray, sample_rate: int, index: int, seed: int) -> dict[str, Any]:
+    """What the master of song ``index`` aims at (see the module docstring), from its mix.
+
+    Returns:
+        ``{"lufs": integrated loudness, LUFS; "ceiling_db": sample-peak ceiling, dBFS;
+        "balance_db": [low, high] band balance, dB}``.
+    """
+    rng = np.random.default_rng([seed, index, 1])  # apart from the mix's generator
+    level = _lufs(mix, sample_rate, f"mastering song {index}")
+    lufs = float(np.clip(level + rng.uniform(*MASTER_GAIN_LU), *MASTER_LUFS))
+    ceiling = float(rng.uniform(*CEILING_DBFS))
+    have = np.array(band_balance(mix, sample_rate))
+    change = np.clip(BALANCE_PULL * (np.array(REFERENCE_BALANCE_DB) - have), -BALANCE_CHANGE_DB, BALANCE_CHANGE_DB)
+    return {"lufs": round(lufs, 3), "ceiling_db": round(ceiling, 3),
+            "balance_db": [round(float(v), 3) for v in have + change]}
+
+
+def master(mix: np.ndarray, chain: FxChain, sample_rate: int, target_lufs: float, ceiling_db: float,
+           balance: tuple[float, float]) -> tuple[np.ndarray, dict[str, Any]]:
     """Master ``mix`` with the reference chain at settings chosen for it (see the module docstring).
 
     Args:
@@ -189,6 +221,7 @@ def master(mix: np.ndarray, chain: FxChain, sample_rate: int, target_lufs: float
         chain: from :func:`reference_chain` at ``sample_rate``.
         sample_rate: in Hz.
         target_lufs: the master's integrated loudness.
+        ceiling_db: the maximiser's output ceiling (sample peak), dBFS.
         balance: the master's ``(low, high)`` band balance in dB (:func:`band_balance`).
 
     Returns:
@@ -199,19 +232,21 @@ def master(mix: np.ndarray, chain: FxChain, sample_rate: int, target_lufs: float
     low, high = band_balance(mix, sample_rate)
     trim = float(np.clip(COMPRESSOR_INPUT_LUFS - level, -12.0, 12.0))
     shelves = np.clip(np.subtract(balance, (low, high)), -SHELF_LIMIT_DB, SHELF_LIMIT_DB)
-    threshold = -float(np.clip(target_lufs - COMPRESSOR_INPUT_LUFS - CEILING_DBFS, 0.0, 30.0))  # ~ -(gain + ceiling)
+    threshold = -float(np.clip(target_lufs - COMPRESSOR_INPUT_LUFS - ceiling_db, 0.0, 30.0))  # ~ -(gain + ceiling)
+
+    def settings() -> dict[str, float]:
+        return {"eq.boost_cut_l_db": float(shelves[0]), "eq.boost_cut_h_db": float(shelves[1]),
+                "eq.master_gain_db": trim, "limiter.threshold_db": threshold, "limiter.output_ceiling_db": ceiling_db}
+
     for _ in range(MASTER_ITERATIONS):
-        settings = {"eq.boost_cut_l_db": float(shelves[0]), "eq.boost_cut_h_db": float(shelves[1]),
-                    "eq.master_gain_db": trim, "limiter.threshold_db": threshold}
-        out = chain.process(mix, chain.to_unit(settings))
+        out = chain.process(mix, chain.to_unit(settings()))
         got = _lufs(out, sample_rate, "the master")
         shelves = np.clip(shelves + np.subtract(balance, band_balance(out, sample_rate)),
                           -SHELF_LIMIT_DB, SHELF_LIMIT_DB)
         threshold = float(np.clip(threshold - (target_lufs - got), -30.0, 0.0))
-    settings = {"eq.boost_cut_l_db": float(shelves[0]), "eq.boost_cut_h_db": float(shelves[1]),
-                "eq.master_gain_db": trim, "limiter.threshold_db": threshold}
-    out = chain.process(mix, chain.to_unit(settings))
-    info = {"settings": {k: round(v, 3) for k, v in settings.items()},
+    final = settings()
+    out = chain.process(mix, chain.to_unit(final))
+    info = {"settings": {k: round(v, 3) for k, v in final.items()},
             "master_lufs": round(_lufs(out, sample_rate, "the master"), 3),
             "master_true_peak_dbtp": round(true_peak_dbtp(out, sample_rate), 3),
             "master_balance_db": [round(v, 3) for v in band_balance(out, sample_rate)]}
@@ -373,23 +408,28 @@ def build(root: str | Path, seconds: float = 360.0, song_seconds: float = 12.0, 
                             f"keys {', '.join(str(k + 1) for k in KEYS)}) and Hydrogen drum kit samples, at varied "
                             f"part levels, shelving balance (+-{SHELF_DB:g} dB) and loudness ({MIX_LUFS} LUFS)",
                   "targets": f"the mixes through ZamEQ2, ZaMultiCompX2 and ZaMaximX2 (VST3) at per-song settings "
-                             f"reaching {TARGET_LUFS:g} LUFS and band balance {TARGET_BALANCE_DB} dB "
-                             "(fxlib.data.mastering docstring)",
+                             f"reaching the mix's loudness + {MASTER_GAIN_LU} LU within {MASTER_LUFS} LUFS, a ceiling "
+                             f"in {CEILING_DBFS} dBFS and the mix's balance moved {BALANCE_PULL:g} of the way to "
+                             f"{REFERENCE_BALANCE_DB} dB (fxlib.data.mastering docstring)",
                   "reference_chain": chain.to_spec()}
-        params = {"generator": "fxlib.data.mastering.build/1", "songs": n, "song_seconds": song_seconds,
-                  "sample_rate": sample_rate, "seed": seed, "target_lufs": TARGET_LUFS,
-                  "target_balance_db": list(TARGET_BALANCE_DB)}
+        params = {"generator": GENERATOR, "songs": n, "song_seconds": song_seconds,
+                  "sample_rate": sample_rate, "seed": seed, "mix_lufs": list(MIX_LUFS), "mix_peak_dbfs": MIX_PEAK_DBFS,
+                  "master_gain_lu": list(MASTER_GAIN_LU), "master_lufs": list(MASTER_LUFS),
+                  "ceiling_dbfs": list(CEILING_DBFS), "reference_balance_db": list(REFERENCE_BALANCE_DB),
+                  "balance_pull": BALANCE_PULL, "balance_change_db": BALANCE_CHANGE_DB}
         writer = PairWriter(root, Manifest(TASK, source, sample_rate, CHANNELS, seed, command, params))
         for i, split in enumerate(split_names(n, seed)):
             pair_id = f"{i:04d}"
             if writer.reuse(pair_id):
                 continue
             mix, info = premaster(i, seed, song_seconds, sample_rate, kits)
-            target, mastered = master(mix, chain, sample_rate)
+            aims = master_targets(mix, sample_rate, i, seed)
+            target, mastered = master(mix, chain, sample_rate, aims["lufs"], aims["ceiling_db"], aims["balance_db"])
             inp, tgt = writer.paths(pair_id, split)
             save_audio(inp, mix, sample_rate)
             save_audio(tgt, target, sample_rate)
-            writer.add(writer.pair(pair_id, split, mix.shape[1] / sample_rate, {**info, **mastered}))
+            writer.add(writer.pair(pair_id, split, mix.shape[1] / sample_rate,
+                                   {**info, "master_targets": aims, **mastered}))
             log(f"{split:5} {pair_id}: {info['drumkit']}, mix {info['mix_lufs']:.1f} LUFS -> master "
                 f"{mastered['master_lufs']:.1f} LUFS, {mastered['master_true_peak_dbtp']:.1f} dBTP")
     path = writer.finish()

@@ -63,13 +63,13 @@ Ratings file ``<ratings_dir>/<listener>.json``::
 Ratings are scores from 0 to 100 on the MUSHRA scale (0-20 bad, 20-40 poor, 40-60 fair,
 60-80 good, 80-100 excellent).
 """
-from .analysis import Screening, box_plot, holm, load_ratings, post_screen, simulate_ratings, wilcoxon_tests
+from .analysis import Screening, beside_virtual, box_plot, holm, load_ratings, post_screen, simulate_ratings, wilcoxon_tests
 from .formats import ANCHOR, CARELESS, HIDDEN_REFERENCE, SCALE, RatingError, StimuliMismatchError
 from .session import ListeningSession, Stimulus, Trial, check_rating
 from .stimuli import demo_stimuli, export_stimuli, loudness_gains, low_anchor, read_stimuli
 from .widget import MushraWidget
 
 __all__ = ["ANCHOR", "CARELESS", "HIDDEN_REFERENCE", "ListeningSession", "MushraWidget", "RatingError", "SCALE",
-           "Screening", "StimuliMismatchError", "Stimulus", "Trial", "box_plot", "check_rating", "demo_stimuli",
+           "Screening", "StimuliMismatchError", "beside_virtual", "Stimulus", "Trial", "box_plot", "check_rating", "demo_stimuli",
            "export_stimuli", "holm", "load_ratings", "loudness_gains", "low_anchor", "post_screen", "read_stimuli",
            "simulate_ratings", "wilcoxon_tests"]

@@ -1,10 +1,11 @@
 """Analysis: ratings as a table, post-screening, paired tests, box plots, simulated listeners."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -178,6 +179,34 @@ def wilcoxon_tests(table: "pandas.DataFrame", against: str, systems: Sequence[st
     out["p_holm"] = holm(out["p_value"].tolist())
     out["significant"] = out["p_holm"] < alpha
     return out
+
+
+def beside_virtual(table: "pandas.DataFrame", virtual: Mapping[str, Any]) -> "pandas.DataFrame":
+    """Listeners' median ratings beside the virtual listening test's medians, per system.
+
+    Args:
+        table: ratings as from :func:`load_ratings` (post-screened, usually), on a stimuli set
+            exported with ``protocol="paper"`` (so its systems are the virtual test's conditions).
+        virtual: a run's ``paper_comparison["virtual_listening"]`` (:func:`fxlib.comparisons.virtual_listening`).
+
+    Returns:
+        a ``pandas.DataFrame``, one row per system of either: ``system``, ``listeners_median``
+        (0-100; NaN when not rated), and one column per validated measure with its median in the
+        measure's unit (NaN where the measure does not score the system, e.g. an intrusive one
+        and the hidden reference).
+    """
+    import pandas
+
+    human = table.groupby("system")["rating"].median().to_dict()
+    systems = list(dict.fromkeys([*virtual["conditions"], *human]))
+    rows = []
+    for system in systems:
+        row = {"system": system, "listeners_median": human.get(system, math.nan)}
+        for measure, result in virtual["measures"].items():
+            value = result["medians"].get(system)
+            row[measure] = math.nan if value is None else value
+        rows.append(row)
+    return pandas.DataFrame(rows)
 
 
 def box_plot(table: "pandas.DataFrame", order: Sequence[str] | None = None, title: str | None = None) -> "Figure":

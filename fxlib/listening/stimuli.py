@@ -24,8 +24,6 @@ LOW_ANCHOR_HZ = 3500.0
 ANCHOR_ORDER = 8  # Butterworth order, applied twice (forward and backward)
 PEAK_CEILING_DBTP = -1.0
 FADE_SECONDS = 0.02
-MIN_REFERENCE_LUFS = -50.0  # excerpts quieter than this are drawn again
-MAX_DRAWS = 50  # excerpt draws per trial before giving up on finding a non-silent one
 
 
 def low_anchor(reference: np.ndarray, sample_rate: int, cutoff_hz: float = LOW_ANCHOR_HZ) -> np.ndarray:
@@ -60,13 +58,27 @@ def _fade(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
-def loudness_gains(stimuli: Mapping[str, np.ndarray], reference: str, sample_rate: int) -> dict[str, float]:
+#: The two test designs: which stimulus is the low anchor, and the loudness rule.
+PROTOCOLS = {
+    "bs1534": {"anchor": ANCHOR,
+               "loudness": ("every stimulus matched to the reference's BS.1770 integrated loudness, then the trial "
+                            f"attenuated together so no true peak exceeds {PEAK_CEILING_DBTP:g} dBTP")},
+    "paper": {"anchor": "input",
+              "loudness": ("every stimulus at its own level (level is part of what the paper's test judged), the trial "
+                           f"attenuated together so no true peak exceeds {PEAK_CEILING_DBTP:g} dBTP")},
+}
+
+
+def loudness_gains(stimuli: Mapping[str, np.ndarray], reference: str, sample_rate: int,
+                   match: bool = True) -> dict[str, float]:
     """Gains in dB that apply the module's loudness rule to one trial (see the module docstring).
 
     Args:
         stimuli: ``{system: (C, T)}``, every one at least 0.4 s long.
         reference: the key whose loudness the others are matched to.
         sample_rate: in Hz.
+        match: False keeps every stimulus's own level (the paper's protocol, where level is part
+            of what is judged): only the trial's common attenuation for the peak ceiling applies.
 
     Returns:
         ``{system: gain in dB}``.
@@ -77,7 +89,7 @@ def loudness_gains(stimuli: Mapping[str, np.ndarray], reference: str, sample_rat
     gains = {}
     for name, audio in stimuli.items():
         level = loudness_lufs(audio, sample_rate)
-        gains[name] = target - level if math.isfinite(level) else 0.0
+        gains[name] = target - level if match and math.isfinite(level) else 0.0
     peak = max(true_peak_dbtp(audio * 10 ** (gains[name] / 20), sample_rate) for name, audio in stimuli.items())
     headroom = min(0.0, PEAK_CEILING_DBTP - peak)
     return {name: gain + headroom for name, gain in gains.items()}
@@ -111,7 +123,8 @@ def _fingerprint(trials: Sequence[Mapping[str, Any]]) -> str:
 
 def _write_set(out_dir: Path, params: Mapping[str, Any], source: Mapping[str, Any], sample_rate: int,
                channels: int, trials: Sequence[Mapping[str, Any]],
-               render: Callable[[Mapping[str, Any]], tuple[np.ndarray, dict[str, np.ndarray]]]) -> dict[str, Any]:
+               render: Callable[[Mapping[str, Any]], tuple[np.ndarray, dict[str, np.ndarray]]],
+               protocol: str = "bs1534") -> dict[str, Any]:
     """Write a stimuli set trial by trial, resumably; ``stimuli.json`` comes last.
 
     Args:
@@ -121,6 +134,7 @@ def _write_set(out_dir: Path, params: Mapping[str, Any], source: Mapping[str, An
         sample_rate: in Hz; channels: per file.
         trials: ``[{"id": str, "info": dict}, ...]``.
         render: ``trial -> (reference (C, T), {system: (C, T)})`` for trials not yet written.
+        protocol: a key of :data:`PROTOCOLS`: its anchor and loudness rule.
 
     Returns:
         the manifest.
@@ -145,19 +159,21 @@ def _write_set(out_dir: Path, params: Mapping[str, Any], source: Mapping[str, An
                 records.append(record["trial"])
                 continue
         reference, systems = render(trial)
-        clash = {HIDDEN_REFERENCE, ANCHOR, Path(OPEN_REFERENCE).stem} & set(systems)
+        clash = {HIDDEN_REFERENCE, Path(OPEN_REFERENCE).stem, *([ANCHOR] if protocol == "bs1534" else [])} & set(systems)
         if clash:
             raise SpecError(f"system names {sorted(clash)} are reserved for the references and the anchor")
         for name in systems:
             if not SAFE_NAME.match(name):
                 raise SpecError(f"system name {name!r} is not usable as a file name (letters, digits, '.', '_', '-')")
-        stimuli = {HIDDEN_REFERENCE: reference, **systems, ANCHOR: low_anchor(reference, sample_rate)}
+        stimuli = {HIDDEN_REFERENCE: reference, **systems}
+        if protocol == "bs1534":
+            stimuli[ANCHOR] = low_anchor(reference, sample_rate)
         for name, audio in stimuli.items():
             if audio.shape != reference.shape:
                 raise DataError(f"trial {trial['id']!r}: system {name!r} gave shape {audio.shape}, "
                                 f"the reference is {reference.shape}")
         stimuli = {name: _fade(audio, sample_rate) for name, audio in stimuli.items()}
-        gains = loudness_gains(stimuli, HIDDEN_REFERENCE, sample_rate)
+        gains = loudness_gains(stimuli, HIDDEN_REFERENCE, sample_rate, match=protocol == "bs1534")
         entries = []
         for name, audio in stimuli.items():
             path = save_audio(folder / f"{name}.wav", audio * np.float32(10 ** (gains[name] / 20)), sample_rate)
@@ -171,44 +187,16 @@ def _write_set(out_dir: Path, params: Mapping[str, Any], source: Mapping[str, An
                                  "stimuli": entries + [{"file": entry["reference"], "sha256": file_digest(opened)}]})
         records.append(entry)
     manifest = {"format": FORMAT, "kind": STIMULI_KIND, "sample_rate": int(sample_rate), "channels": int(channels),
-                "hidden_reference": HIDDEN_REFERENCE, "anchor": ANCHOR,
-                "loudness": (f"every stimulus matched to the reference's BS.1770 integrated loudness, then the "
-                             f"trial attenuated together so no true peak exceeds {PEAK_CEILING_DBTP:g} dBTP"),
+                "hidden_reference": HIDDEN_REFERENCE, "anchor": PROTOCOLS[protocol]["anchor"], "protocol": protocol,
+                "loudness": PROTOCOLS[protocol]["loudness"],
                 "source": dict(source), "params": params, "fingerprint": _fingerprint(records), "trials": records}
     write_json(previous, manifest)
     return manifest
 
 
-def _draw_excerpts(targets: Sequence[np.ndarray], ids: Sequence[str], n_trials: int, length: int,
-                   sample_rate: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """``n_trials`` seeded ``(file index, start sample)`` excerpts of ``length`` samples, not silent.
-
-    Files are visited in a seeded random order (cycling when there are fewer files than trials);
-    a start whose reference is quieter than :data:`MIN_REFERENCE_LUFS` is drawn again.
-    """
-    eligible = [i for i, t in enumerate(targets) if t.shape[1] >= length]
-    if not eligible:
-        longest = max(t.shape[1] for t in targets) / sample_rate
-        raise DataError(f"no test file is {length / sample_rate:g} s long (the longest is {longest:.2f} s); "
-                        "ask for shorter excerpts")
-    order = [eligible[i] for i in rng.permutation(len(eligible))]
-    picks = []
-    for k in range(n_trials):
-        i = order[k % len(order)]
-        for _ in range(MAX_DRAWS):
-            start = int(rng.integers(0, targets[i].shape[1] - length + 1))
-            if loudness_lufs(targets[i][:, start:start + length], sample_rate) >= MIN_REFERENCE_LUFS:
-                picks.append((i, start))
-                break
-        else:
-            raise DataError(f"test file {ids[i]!r}: no excerpt louder than {MIN_REFERENCE_LUFS:g} LUFS "
-                            f"found in {MAX_DRAWS} draws")
-    return picks
-
-
 def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike] = (),
                    data_root: str | os.PathLike | None = None, trials: int = 8, seconds: float = 4.0,
-                   seed: int = 0, split: str = "test", preroll: float = 1.0) -> dict[str, Any]:
+                   seed: int = 0, split: str = "test", preroll: float = 1.0, protocol: str = "bs1534") -> dict[str, Any]:
     """Export listening-test stimuli from trained runs and/or a data set.
 
     Systems per trial: ``input`` (the unprocessed excerpt); per run (see
@@ -220,6 +208,12 @@ def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike]
     effects' state and the encoder's context), which is then cut off. Finished trials are kept
     when the export runs again with the same settings.
 
+    With ``protocol="paper"`` the set follows the paper's test, as the virtual listening test
+    does (:func:`fxlib.comparisons.virtual_listening`; pass its settings to get its very
+    excerpts: 5 trials of 4 s, the run's seed): per run only ``deepafx``, a ``mid-anchor``
+    (:func:`fxlib.comparisons.mid_anchor`, the task's kind), the input as the low anchor, and
+    every stimulus at its own level (:data:`PROTOCOLS`).
+
     Args:
         out_dir: the stimuli folder (created).
         runs: trained run folders (:class:`~fxlib.rundir.RunDir`; calibrated, for the best fixed vector).
@@ -230,6 +224,7 @@ def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike]
         seed: seeds the choice of files and start times.
         split: the data set split the excerpts come from.
         preroll: seconds of history given to the systems before each excerpt.
+        protocol: ``"bs1534"`` (a 3.5 kHz low anchor, loudness-matched) or ``"paper"``.
 
     Returns:
         the manifest (also written as ``<out_dir>/stimuli.json``).
@@ -238,9 +233,12 @@ def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike]
         DataNotFoundError: a run without ``best.pt`` or a missing data set.
         DataError: runs on different data sets or sample rates, no file long enough, a folder
             made with other settings.
-        SpecError: no run and no data set, or bad counts and lengths.
+        SpecError: no run and no data set, bad counts and lengths, an unknown protocol, or the
+            paper's protocol without a run of a known task.
     """
+    from ..comparisons import mid_anchor
     from ..data.paired import PairedDataset
+    from ..experiment import draw_excerpts, render_excerpt
     from ..paths import resolve
     from ..rundir import RunDir
     from ..tasks import TASKS, get_task
@@ -249,6 +247,8 @@ def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike]
         raise SpecError("export_stimuli needs trained runs, a data set root, or both")
     if trials < 1 or seconds < 0.4 or preroll < 0:
         raise SpecError(f"need trials >= 1, seconds >= 0.4 and preroll >= 0; got {trials}, {seconds}, {preroll}")
+    if protocol not in PROTOCOLS:
+        raise SpecError(f"unknown protocol {protocol!r}; choose {', '.join(PROTOCOLS)}")
     systems_of_runs: list[tuple[str, dict]] = []
     roots, formats, tasks, digests = set(), set(), set(), []
     for run in map(RunDir, runs):
@@ -257,8 +257,9 @@ def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike]
         formats.add((int(model.sample_rate), int(model.channels)))
         tasks.add(run.record.task)
         digests.append(file_digest(run.best_path))
+        keep = ("deepafx",) if protocol == "paper" else tuple(run.systems(baselines=False))
         systems_of_runs.append((run.path.name, {k: v for k, v in run.systems(baselines=False).items()
-                                                if k != "input"}))
+                                                if k != "input" and k in keep}))
     if len(formats) > 1:
         raise DataError(f"the runs work at different sample rates or channel counts {sorted(formats)}")
     if data_root is None and len(roots) > 1:
@@ -278,22 +279,27 @@ def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike]
         systems.update(get_task(task).baselines(root, rate, channels))
 
     length, history = round(seconds * rate), round(preroll * rate)
-    picks = _draw_excerpts(dataset.targets, dataset.ids, trials, length, rate, np.random.default_rng(seed))
+    picks = draw_excerpts(dataset.targets, dataset.ids, trials, length, rate, seed)
     where = {f"trial{k:02d}": pick for k, pick in enumerate(picks)}
     specs = [{"id": trial_id, "info": {"pair": dataset.ids[i], "start_s": start / rate,
                                        "seconds": length / rate}} for trial_id, (i, start) in where.items()]
 
+    if protocol == "paper" and task not in TASKS:
+        raise SpecError("the paper's protocol needs a run of a known task (its mid anchor is the task's)")
+
     def render(trial: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         i, start = where[trial["id"]]
-        lead = min(history, start)
-        x = dataset.inputs[i][:, start - lead:start + length]
-        return (dataset.targets[i][:, start:start + length],
-                {name: np.asarray(system(x))[:, lead:] for name, system in systems.items()})
+        reference = dataset.targets[i][:, start:start + length]
+        outputs = render_excerpt(systems, dataset.inputs[i], start, length, history)
+        if protocol == "paper":
+            outputs["mid-anchor"] = mid_anchor(get_task(task).mid_anchor, outputs["input"], reference, rate)
+        return reference, outputs
 
     params = {"runs": [str(Path(r).resolve()) for r in runs], "checkpoints": digests, "data_root": str(root.resolve()),
-              "split": split, "trials": trials, "seconds": seconds, "seed": seed, "preroll": preroll}
+              "split": split, "trials": trials, "seconds": seconds, "seed": seed, "preroll": preroll,
+              "protocol": protocol}
     source = {"task": task, "data": dataset.manifest.source, "systems": list(systems)}
-    return _write_set(Path(out_dir), params, source, rate, channels, specs, render)
+    return _write_set(Path(out_dir), params, source, rate, channels, specs, render, protocol)
 
 
 def demo_stimuli(out_dir: str | os.PathLike, seed: int = 0, trials: int = 4, seconds: float = 3.0) -> dict[str, Any]:

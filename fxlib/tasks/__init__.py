@@ -82,14 +82,15 @@ class Profile:
         fixed_lr: their Adam learning rate (on the unit vector itself).
     Inference:
         inference: how the trained model sets the chain over a whole file
-            (:data:`fxlib.model.INFERENCE`): ``"hop"``, a parameter vector per hop (the paper's);
+            (:data:`fxlib.framing.INFERENCE`): ``"hop"``, a parameter vector per hop (the paper's);
             ``"song"``, the mean of those vectors over the file, for targets made with the chain
             set once per file.
         level_trim: after training, measure the gain (dB) that makes the model's outputs as loud
             as the targets on average over the training split (integrated loudness of whole
-            files, :func:`fxlib.train.level_trim`) and apply it after the chain, to the model and
-            to the best fixed vector alike (each gets its own); for targets set to a loudness.
-            False: the paper's recipe, no gain after the chain.
+            files, :func:`fxlib.calibrate.level_trim`) and apply it after the chain, to the model
+            and to the best fixed vector alike (each gets its own); for targets set to a loudness
+            that the chain cannot reach. False (every shipped profile): the paper's recipe, no
+            gain after the chain.
     """
 
     data_seconds: float = 240.0
@@ -141,6 +142,40 @@ class Profile:
         return replace(self, **changes)
 
 
+#: The listening test's protocol (the same for the three tasks) and where it is known from.
+PROTOCOL = ("web-based MUSHRA-style test, 17 participants, five 4-second excerpts per task, paired t-tests with "
+            "Bonferroni correction; hidden reference = the target (high anchor), low anchor = the unprocessed "
+            "input, plus a mid anchor")
+PROTOCOL_SOURCE = ("a secondary account of the paper (a review), as summarised in the project's notes on the paper; "
+                   "the conditions as the published stimuli show them (fxlib.data.paper_examples)")
+
+
+@dataclass(frozen=True)
+class PaperResults:
+    """What the paper's own evaluation of a task compared, under our systems' names.
+
+    The known orders of the conditions and the listeners' medians are kept, with their sources,
+    beside the measures validated on them (:data:`fxlib.listeners.KNOWN_ORDERS`,
+    :data:`fxlib.listeners.LISTENER_MEDIANS`), in the names of the paper's conditions
+    (:data:`fxlib.data.paper_examples.CONDITIONS`); this maps ours onto those.
+
+    Attributes:
+        conditions: ``{our system or condition: the paper's condition}``: ``reference`` (the hidden
+            reference, the paper's ``target``), ``mid-anchor``, ``input`` (the low anchor),
+            ``deepafx``, and the task's baseline that stands in for the paper's other system.
+        stand_in: what the paper's other system was and why ours stands in for it ("" if none).
+        protocol: the test's protocol; protocol_source: where it is known from.
+        metrics: ``{system: {metric: value}}`` objective figures under our metric names (none are
+            known: the released evaluation computes only an MFCC distance, on unreported data).
+    """
+
+    conditions: Mapping[str, str]
+    stand_in: str = ""
+    protocol: str = PROTOCOL
+    protocol_source: str = PROTOCOL_SOURCE
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Task:
     """One application of the paper.
@@ -151,8 +186,10 @@ class Task:
         chains: preset chain names to try in order (the first that builds is used).
         sample_rate: Hz; channels: 1 or 2.
         build_data: ``(root, seconds, seed) -> None``, the offline dataset builder.
+        data_generator: that builder's version (its ``GENERATOR``), which an offline data set's
+            manifest records; a set built by another version is refused, not reused.
         profiles: ``{"smoke": Profile, "quick": Profile, "paper": Profile}``.
-        paper_results: the paper's reported numbers for this task, if any, for the report.
+        paper_results: what is known of the paper's evaluation of this task (:class:`PaperResults`).
         metrics: optional task metrics per test file,
             ``f(output (C, T), target (C, T), input (C, T), pair, sample_rate) -> {name: value}``,
             where ``pair`` is the file's :class:`~fxlib.data.paired.Pair` (its ``info`` holds
@@ -160,6 +197,9 @@ class Task:
         baselines: optional task baselines, ``f(data_root, sample_rate, channels) -> {name: System}``,
             evaluated beside the standard systems (input, chain at defaults and best fixed, model).
         higher_is_better: metric names where larger is better (all others: lower is better).
+        mid_anchor: how the virtual listening test builds the mid anchor from an excerpt's input and
+            target, as the paper's published ones suggest (:func:`fxlib.comparisons.mid_anchor`):
+            ``"mix"`` or ``"gain"``.
     """
 
     name: str
@@ -168,11 +208,13 @@ class Task:
     sample_rate: int
     channels: int
     build_data: Callable[..., Any]
+    data_generator: str
     profiles: dict[str, Profile] = field(default_factory=dict)
-    paper_results: dict[str, Any] = field(default_factory=dict)
+    paper_results: PaperResults | None = None
     metrics: Callable[..., dict[str, float]] | None = None
     baselines: Callable[[Path, int, int], Mapping[str, System]] | None = None
     higher_is_better: tuple[str, ...] = ()
+    mid_anchor: str = "mix"
 
     def profile(self, name: str) -> Profile:
         """The profile ``name``; :class:`SpecError` naming the choices otherwise."""
@@ -211,7 +253,8 @@ class Task:
         Raises:
             FileNotFoundError: no data set and the profile builds none (it expects downloaded data).
             DataError: the folder holds an offline build of another size than the profile's
-                ``data_seconds`` (for example a smoke-sized build where quick is asked for).
+                ``data_seconds`` (for example a smoke-sized build where quick is asked for), or one
+                made by another version of the builder.
         """
         if not (root / "manifest.json").exists():
             if profile.data_seconds <= 0:
@@ -221,6 +264,9 @@ class Task:
             self.build_data(root, profile.data_seconds, seed)
             return root
         manifest = read_manifest(root)
+        if manifest.source.get("kind") == "offline" and manifest.params.get("generator") != self.data_generator:
+            raise DataError(f"{root} holds an offline {self.name} build by {manifest.params.get('generator')}, not by "
+                            f"today's builder ({self.data_generator}); delete {root} to build it again")
         seconds = sum(p.duration for p in manifest.pairs)
         if manifest.source.get("kind") == "offline" and profile.data_seconds > 0 \
                 and abs(seconds - profile.data_seconds) > 0.1 * profile.data_seconds:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data import amp
-from . import Profile, Task
+from . import PaperResults, Profile, Task
 
 
 def build_data(root: Path, seconds: float, seed: int) -> None:
@@ -25,6 +25,12 @@ TASK = Task(
     sample_rate=22050,
     channels=1,
     build_data=build_data,
+    data_generator=amp.GENERATOR,
+    paper_results=PaperResults(
+        conditions={"reference": "target", "mid-anchor": "mid_anchor", "input": "input", "deepafx": "deepafx",
+                    "neural": "cafx"},
+        stand_in="CAFx, the authors' end-to-end network (Applied Sciences 2020): our end-to-end neural amp "
+                 "model trained on the same pairs stands in for it"),
     profiles={
         "smoke": Profile(data_seconds=50, context=8192, batch_size=4, stage1_steps=4, stage1_epochs=1,
                          steps_per_epoch=4, epochs=1, valid_batches=2, fixed_steps=4, workers=1),

@@ -32,7 +32,7 @@ import numpy as np
 from ..data import breath
 from ..data.paired import Pair, PairedDataset
 from ..metrics import event_attenuation_db, event_mask, pesq, si_sdr, stoi
-from . import Profile, System, Task
+from . import PaperResults, Profile, System, Task
 
 KINDS = ("breath", "pop")
 FIT_FILES = 16  # training files used to fit the energy gate's threshold
@@ -92,6 +92,9 @@ TASK = Task(
     sample_rate=22050,
     channels=1,
     build_data=build_data,
+    data_generator=breath.GENERATOR,
+    paper_results=PaperResults(
+        conditions={"reference": "target", "mid-anchor": "mid_anchor", "input": "input", "deepafx": "deepafx"}),
     profiles={
         "smoke": Profile(data_seconds=50, context=8192, batch_size=4, pooling="centre-bands", stage1_steps=4,
                          stage1_epochs=1,

@@ -1,25 +1,25 @@
-"""Automatic mastering: learn a multiband compressor and a graphic EQ to master a mix.
+"""Automatic mastering: learn a multiband compressor, a graphic EQ and a limiter to master a mix.
 
-Chain: the paper's Calf MultibandCompressor then LSP graph_equalizer_x32_mono (``mastering-lv2``,
-16 + 33 controls, trained progressively, one phase per effect); where LV2 is missing, ZAM's
-ZaMultiComp and ZamGEQ31 (``mastering-vst3``) or the built-in stand-in (``mastering-builtin``).
-Data: songs listed in a song manifest (``fxlib data mastering download --manifest FILE``; the
-paper used the Mixing Secrets library), else the offline builder (:mod:`fxlib.data.mastering`).
-The task runs in mono, as the paper's mono plugins do (stereo files are read mixed to mono).
+Chain: the paper's Calf MultibandCompressor, LSP graph_equalizer_x32_mono and LSP limiter_mono
+(``mastering-lv2``, 16 + 33 + 1 controls, trained progressively, one phase per effect); where LV2
+is missing, ZAM's ZaMultiComp, ZamGEQ31 and ZaMaximX2 (``mastering-vst3``) or built-ins
+(``mastering-builtin``).
+Data: songs of a song manifest (``fxlib data mastering download --manifest FILE``; the paper used
+the Mixing Secrets library), else the offline builder (:mod:`fxlib.data.mastering`). The task
+runs in mono, as the paper's mono plugins do (stereo files are read mixed to mono).
 
-Metrics, beside :func:`fxlib.metrics.compute_all`'s: ``loudness_error_lufs``, the integrated
-loudness error in LU (unlike the signed difference, its mean over songs cannot cancel), and
-``true_peak_error_db`` (dBTP). ESR is not a mastering metric here: the Calf crossovers' all-pass
+Metrics, beside :func:`fxlib.metrics.compute_all`'s: ``loudness_error_lufs`` (LU; unlike the
+signed difference, its mean over songs cannot cancel) and ``true_peak_error_db`` (dBTP). ESR is not a mastering metric here: the Calf crossovers' all-pass
 phase delays the bass, so any output of the chain has a higher ESR than the input.
 
-The quick profile departs from the paper's recipe where the offline data and 2 cores ask for it
-(each setting is a :class:`~fxlib.tasks.Profile` field): the EQ as a curve through 6 knots
+The quick profile departs from the paper's recipe where offline data and 2 cores ask for it
+(each a :class:`~fxlib.tasks.Profile` field): the EQ as a curve through 6 knots
 (:data:`EQ_CURVE`, against SPSA noise), a loss of magnitudes and levels (:data:`LOSS_OPTIONS`),
 the centre of a 0.93 s context seen by the encoder, defaults regressed 0.1 inside [0, 1] (Calf's
 makeup gains default to a bound), 6 SPSA draws, the EQ's phase at 0.4 times the learning rate,
-the chain set once per song (``inference="song"``, as the targets were made; the results add
-the model hop by hop, ``deepafx-hop``) and a level trim after training (``level_trim``).
-The evidence for each: ``docs/experiments/mastering.md``.
+and the chain set once per song (``inference="song"``, as the targets were made; the results add
+the model hop by hop, ``deepafx-hop``). No gain is added after the chain: its limiter sets the
+level. The evidence for each: ``docs/experiments/mastering.md``.
 
 Baseline: ``matchering`` (:mod:`fxlib.baselines.matchering`) with one reference master from the
 training split (the training target of median loudness), never the song's own target.
@@ -34,7 +34,7 @@ import numpy as np
 from ..data import mastering
 from ..data.paired import Pair
 from ..metrics import loudness_lufs, true_peak_dbtp
-from . import Profile, System, Task
+from . import PaperResults, Profile, System, Task
 
 
 #: The graphic EQ's 32 band gains (1/3 octave apart) as one curve through 6 knots, two octaves apart.
@@ -80,18 +80,25 @@ TASK = Task(
     sample_rate=22050,
     channels=1,
     build_data=build_data,
+    data_generator=mastering.GENERATOR,
+    paper_results=PaperResults(
+        conditions={"reference": "target", "mid-anchor": "mid_anchor", "input": "input", "deepafx": "deepafx",
+                    "matchering": "online_service"},
+        stand_in="a commercial online mastering service: matchering, an open reference-based mastering tool, "
+                 "stands in for it"),
     metrics=metrics,
     baselines=baselines,
+    mid_anchor="gain",
     profiles={
         "smoke": Profile(data_seconds=36, context=8192, batch_size=4, pooling="centre", curves=EQ_CURVE,
                          loss_options=LOSS_OPTIONS, phase_lr_factor=0.4, stage1_margin=0.1, stage1_steps=40,
                          stage1_epochs=1, stage1_lr=3e-3, steps_per_epoch=4, epochs=1, valid_batches=2,
-                         fixed_steps=4, workers=1, inference="song", level_trim=True),
+                         fixed_steps=4, workers=1, inference="song"),
         "quick": Profile(data_seconds=1200, context=20480, batch_size=16, pooling="centre", curves=EQ_CURVE,
                          loss_options=LOSS_OPTIONS, stage1_margin=0.1, stage1_steps=40, stage1_epochs=2,
                          stage1_lr=3e-3, steps_per_epoch=80, epochs=40, lr=5e-4, phase_lr_factor=0.4, patience=12,
                          lr_patience=2, valid_batches=20, draws=6, fixed_steps=400, fixed_lr=5e-3,
-                         inference="song", level_trim=True),
+                         inference="song"),
         "paper": Profile(data_seconds=0, context=40960, batch_size=100, backbone="mobilenetv2",
                          stage1_steps=1000, stage1_epochs=1000, steps_per_epoch=1000, epochs=1000,
                          lr=1e-4, patience=25, valid_batches=100, fixed_steps=20000),
