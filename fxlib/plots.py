@@ -251,3 +251,38 @@ def summary(results: Mapping[str, Any], metrics: Sequence[str] = ("loss", "mfcc_
         others = ", ".join(f"{s} {systems[s][metric]:.4g}" for s in ranked if s != "deepafx")
         lines.append(f"{metric}: best is {ranked[0]}; deepafx {systems['deepafx'][metric]:.4g} (others: {others}).")
     return "\n".join(lines)
+
+
+def show_paper_comparison(task: str, comparison: Mapping[str, Any]) -> None:
+    """Display, as markdown, the task set beside the paper (:func:`fxlib.report.paper_comparison`)."""
+    from IPython.display import Markdown, display
+
+    from .report import paper_comparison
+
+    display(Markdown(paper_comparison(task, comparison)))
+
+
+def plot_virtual_listening(virtual: Mapping[str, Any], task: str = "") -> Any:
+    """The virtual listening test in the paper's layout: one panel per validated measure, a box per
+    condition over the excerpts (the line is the median), best condition first.
+
+    Args:
+        virtual: a run's ``paper_comparison["virtual_listening"]`` (:func:`fxlib.comparisons.virtual_listening`).
+    """
+    import matplotlib.pyplot as plt
+
+    measures = virtual["measures"]
+    if not measures:
+        raise SpecError("the virtual listening test scored no measure")
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.5 * len(measures), 3.8), squeeze=False)
+    for ax, (name, result) in zip(axes[0], measures.items()):
+        order = result["order"]
+        data = [[row[c] for row in result["scores"].values() if row.get(c) is not None] for c in order]
+        ax.boxplot(data, showfliers=True)
+        ax.set_xticks(range(1, len(order) + 1), order, rotation=30, ha="right")
+        better = "higher" if result["higher_is_better"] else "lower"
+        ax.set(title=f"{name} ({better} is better)", ylabel=result["unit"])
+    fig.suptitle(f"{task} virtual listening test: {len(virtual['excerpts'])} excerpts of "
+                 f"{virtual['protocol']['seconds']:g} s".strip())
+    fig.tight_layout()
+    return fig

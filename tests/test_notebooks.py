@@ -39,7 +39,7 @@ def smoke_parameters(notebook: Path, tmp: Path) -> dict:
     if notebook.name in TASKS:
         task = TASKS[notebook.name]
         params = {**task_parameters(task, "smoke", 0, tmp / "paper"), "data": str(tmp / "data" / task),
-                  "out": str(tmp / "runs" / notebook.stem)}
+                  "out": str(tmp / "runs" / notebook.stem), "compare": False}  # the comparison: test_comparisons
     else:
         params = {name: str(tmp / name) for name in names & set(PATH_PARAMETERS)}
     assert set(params) <= names, f"{notebook.name} lacks parameters {set(params) - names}"
@@ -99,6 +99,17 @@ def test_every_notebook_has_a_parameters_cell_of_plain_literals():
             ast.literal_eval(statement.value)  # raises unless a plain literal
         assert not any(o for c in nb.cells if c.cell_type == "code" for o in c.outputs), \
             f"{path.name} is committed with outputs; clear them"
+
+
+def test_notebook_defaults_come_from_the_paths_module_and_never_point_into_paper():
+    """A notebook run by hand writes into its run folder: its parameters hold no location of their own."""
+    for path in NOTEBOOKS:
+        cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        for statement in ast.parse(cell.source).body:
+            value = ast.literal_eval(statement.value)
+            if isinstance(value, str):
+                assert not value.startswith(("paper", "runs/", "data/")), \
+                    f"{path.name}: {statement.targets[0].id} = {value!r} (leave it empty: fxlib.paths has the default)"
 
 
 def test_the_tour_runs_and_explains_the_missing_model(tmp_path):
