@@ -22,6 +22,13 @@ Channels: a mono-only plugin in a stereo chain runs as two instances, one per ch
 stereo-only plugin in a mono chain gets the mono signal on both inputs and its two outputs
 are averaged.
 
+Rendering: the hot path of training renders many short blocks, so a chain checks its audio
+and its parameter vector once per render, maps the vector with one
+:class:`~fxlib.params.NativeMap`, sets only the controls whose value changed
+(:meth:`~fxlib.hosts.base.Effect.render_plan`) and renders consecutive built-in effects in one
+``pedalboard.Pedalboard`` call (:class:`~fxlib.hosts.builtin.BuiltinRun`). Names, ranges and
+read-back are checked once, when the chain is built.
+
 Latency: each effect's delay (the silent lead-in of its impulse response) is measured when
 the chain is built (and by :meth:`FxChain.measure_latency`). :meth:`FxChain.process` renders a clip from a reset,
 flushes the delay with zeros and returns output aligned with the input sample for sample;
@@ -35,14 +42,14 @@ import tomllib
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .atomic import write_text
 from .errors import AudioFormatError, FxError, SpecError
-from .hosts import Effect, check_audio, load_effect
-from .params import Param, closest, unknown_param
+from .hosts import Effect, backend, check_audio, load_effect
+from .params import NativeMap, Param, closest, unknown_param
 
 EFFECT_KEYS = ("name", "kind", "id", "learn", "fixed", "ranges", "params", "channels")
 CHAIN_KEYS = ("sample_rate", "channels", "effects", "name", "description")
@@ -74,19 +81,26 @@ class _Stage:
         self.latency = 0
 
     def set(self, values: Mapping[str, Any]) -> None:
+        """Set native values by name on every instance, checked (and read back where the backend can)."""
         for inst in self.instances:
             inst.set(values)
+
+    def confirm_values(self, name: str, values: Sequence[Any]) -> None:
+        """Read back ``values`` of parameter ``name`` on every instance (:meth:`Effect.confirm_values`)."""
+        for inst in self.instances:
+            inst.confirm_values(name, values)
 
     def reset(self) -> None:
         for inst in self.instances:
             inst.reset()
 
-    def process(self, audio: np.ndarray) -> np.ndarray:
+    def process_checked(self, audio: np.ndarray) -> np.ndarray:
+        """Render C-contiguous, finite float32 ``(channels, T)`` audio of the chain's channel count."""
         if self.mode == "direct":
-            return self.instances[0].process(audio)
+            return self.instances[0].process_checked(audio)
         if self.mode == "dual-mono":
-            return np.concatenate([inst.process(audio[i:i + 1]) for i, inst in enumerate(self.instances)])
-        out = self.instances[0].process(np.repeat(audio, 2, axis=0))
+            return np.concatenate([inst.process_checked(audio[i:i + 1]) for i, inst in enumerate(self.instances)])
+        out = self.instances[0].process_checked(np.repeat(audio, 2, axis=0))
         return out.mean(axis=0, keepdims=True)
 
     def close(self) -> None:
@@ -131,6 +145,11 @@ class FxChain:
             raise
         self.names = [f"{p.owner}.{p.name}" for p in self.params]
         self._index = {n: i for i, n in enumerate(self.names)}
+        own = {s.name: s.effect.params for s in self.stages}
+        self._map = NativeMap(self.params, [own[p.owner][p.name] for p in self.params])
+        self._plan = [entry for effect, start, names in _targets(self.stages, self.params)
+                      for entry in effect.render_plan(names, start)]
+        self._renderers = _renderers(self.stages)
 
     # -- construction from and to plain data -------------------------------------------
     @classmethod
@@ -181,8 +200,7 @@ class FxChain:
 
     def to_native(self, u: Any) -> dict[str, Any]:
         """``{"<effect>.<param>": native value}`` for a unit vector ``u`` shaped ``(P,)``."""
-        u = self._check_unit(u)
-        return {n: p.to_native(x) for n, p, x in zip(self.names, self.params, u)}
+        return dict(zip(self.names, self._map.values(self._check_unit(u))))
 
     def to_unit(self, values: Mapping[str, Any]) -> np.ndarray:
         """The unit vector ``(P,)`` for ``{"<effect>.<param>": native value}``.
@@ -198,15 +216,40 @@ class FxChain:
         """The unit vector ``(P,)`` of every learned parameter's default."""
         return np.array([p.to_unit(p.default) for p in self.params])
 
+    def native_rows(self, u: Any) -> list[list[Any]]:
+        """The learned parameters' native values, in vector order, for each row of ``u``.
+
+        One vectorised pass for a batch of renders; each row can then be given to
+        :meth:`stream` or :meth:`process` as ``native`` (an engine maps a whole job at once).
+
+        Shape:
+            u ``(N, P)`` in [0, 1] (clipped) -> N lists of P values.
+        """
+        u = np.asarray(u, dtype=np.float64)
+        if u.ndim != 2 or u.shape[1] != self.num_params:
+            raise SpecError(f"{self.name or 'chain'}: parameter vectors must be shaped (N, {self.num_params}) "
+                            f"for {self.names}, got {u.shape}")
+        if not np.isfinite(u).all():
+            raise SpecError(f"{self.name or 'chain'}: parameter vectors hold NaN or Inf")
+        return self._map.rows(u)
+
     def set_unit(self, u: Any) -> None:
-        """Set every learned parameter from a unit vector ``(P,)`` (clipped to [0, 1])."""
-        by_stage: dict[str, dict[str, Any]] = {}
-        for key, value in self.to_native(u).items():
-            stage, _, param = key.partition(".")
-            by_stage.setdefault(stage, {})[param] = value
-        for stage in self.stages:
-            if stage.name in by_stage:
-                stage.set(by_stage[stage.name])
+        """Set every learned parameter from a unit vector ``(P,)`` (clipped to [0, 1]).
+
+        Only the controls whose native value changed are set (:meth:`Effect.render_plan`).
+        """
+        self._set_native(self._map.values(self._check_unit(u)))
+
+    def _set_native(self, values: Sequence[Any]) -> None:
+        """Set the learned parameters to native values in vector order (a row of :meth:`native_rows`)."""
+        if len(values) != self.num_params:
+            raise SpecError(f"{self.name or 'chain'}: {len(values)} native values for {self.num_params} "
+                            f"learned parameters {self.names}")
+        for index, current, name, setter in self._plan:  # see Effect.render_plan
+            value = values[index]
+            if current[name] != value:
+                setter(value)
+                current[name] = value
 
     def _check_unit(self, u: Any) -> np.ndarray:
         u = np.asarray(u, dtype=np.float64)
@@ -223,30 +266,30 @@ class FxChain:
         for stage in self.stages:
             stage.reset()
 
-    def stream(self, audio: np.ndarray, u: Any = None) -> np.ndarray:
+    def stream(self, audio: np.ndarray, u: Any = None, native: Sequence[Any] | None = None) -> np.ndarray:
         """Process the next block of a stream, continuing from the current state.
 
         Args:
             audio: float32 ``(channels, T)``.
             u: optional unit parameter vector ``(P,)`` applied before the block.
+            native: instead of ``u``, a row of :meth:`native_rows` (not checked again).
 
         Returns:
             float32 ``(channels, T)``, lagging the input by :attr:`latency` samples.
         """
         self._check_audio(audio)
-        if u is not None:
-            self.set_unit(u)
-        for stage in self.stages:
-            audio = stage.process(audio)
-        return audio
+        self._set(u, native)
+        return self._render(np.ascontiguousarray(audio))
 
-    def process(self, audio: np.ndarray, u: Any = None, preroll: int = 0) -> np.ndarray:
+    def process(self, audio: np.ndarray, u: Any = None, preroll: int = 0,
+                native: Sequence[Any] | None = None) -> np.ndarray:
         """Render a clip from a reset, latency-compensated.
 
         Args:
             audio: float32 ``(channels, T)``.
             u: optional unit parameter vector ``(P,)``.
             preroll: the first ``preroll`` samples warm the effects' state and are not returned.
+            native: instead of ``u``, a row of :meth:`native_rows` (not checked again).
 
         Returns:
             float32 ``(channels, T - preroll)``, aligned with ``audio[:, preroll:]``.
@@ -255,8 +298,30 @@ class FxChain:
         if not 0 <= preroll < audio.shape[1]:
             raise AudioFormatError(f"{self.name or 'chain'}: preroll {preroll} must be in [0, {audio.shape[1]})")
         self.reset()
-        padded = np.pad(audio, ((0, 0), (0, self.latency))) if self.latency else audio
-        return self.stream(padded, u)[:, preroll + self.latency:]
+        self._set(u, native)
+        padded = np.pad(audio, ((0, 0), (0, self.latency))) if self.latency else np.ascontiguousarray(audio)
+        return self._render(padded)[:, preroll + self.latency:]
+
+    def stream_checked(self, audio: np.ndarray, native: Sequence[Any]) -> np.ndarray:
+        """:meth:`stream` for audio already checked (C-contiguous, finite float32 ``(channels, T)``)
+        with a row of :meth:`native_rows`: an engine checks a whole job's audio at once, then
+        calls this per render. The output is checked (a plugin's NaN or Inf is named)."""
+        self._set_native(native)
+        return self._render(audio)
+
+    def _set(self, u: Any, native: Sequence[Any] | None) -> None:
+        if u is not None and native is not None:
+            raise SpecError(f"{self.name or 'chain'}: give the parameters as u or as native values, not both")
+        if u is not None:
+            self.set_unit(u)
+        elif native is not None:
+            self._set_native(native)
+
+    def _render(self, audio: np.ndarray) -> np.ndarray:
+        """Render checked, C-contiguous audio through every effect, continuing from the current state."""
+        for renderer in self._renderers:
+            audio = renderer.process_checked(audio)
+        return audio
 
     def _check_audio(self, audio: np.ndarray) -> None:
         check_audio(audio, self.name or "chain", (self.channels,))
@@ -277,7 +342,7 @@ class FxChain:
             impulse = np.zeros((self.channels, LATENCY_PROBE + 2 * reported), np.float32)
             impulse[:, 0] = 0.5
             stage.reset()
-            response = np.abs(stage.process(impulse)).max(axis=0)
+            response = np.abs(stage.process_checked(impulse)).max(axis=0)
             stage.reset()
             if response.max() < 1e-4:
                 warnings.warn(f"{stage.name}: the latency probe came out silent; using the reported "
@@ -362,6 +427,41 @@ def _normalise_effects(effects: Iterable[Mapping]) -> list[dict]:
     return specs
 
 
+def _targets(stages: Sequence[_Stage], params: Sequence[Param]) -> list[tuple[Effect, int, list[str]]]:
+    """``(effect instance, start, names)``: the slice of the learned vector each instance takes.
+
+    A stage's learned parameters are consecutive in the vector (:func:`_configure` adds them
+    stage by stage), and each of its instances (two for dual mono) takes them all; stages that
+    learn nothing are left out.
+    """
+    targets, start = [], 0
+    for stage in stages:
+        names = [p.name for p in params[start:] if p.owner == stage.name]
+        if names:
+            targets += [(inst, start, names) for inst in stage.instances]
+        start += len(names)
+    return targets
+
+
+def _renderers(stages: Sequence[_Stage]) -> list[Any]:
+    """What :meth:`FxChain.stream` calls in turn: each stage, except that consecutive built-ins
+    become one :class:`~fxlib.hosts.builtin.BuiltinRun` (one pedalboard call, same output)."""
+    renderers: list[Any] = []
+    run: list[_Stage] = []
+    for stage in [*stages, None]:
+        if stage is not None and stage.spec["kind"] == "builtin" and stage.mode == "direct":
+            run.append(stage)
+            continue
+        if len(run) > 1:
+            renderers.append(backend("builtin").BuiltinRun([s.effect for s in run]))
+        else:
+            renderers += run
+        run = []
+        if stage is not None:
+            renderers.append(stage)
+    return renderers
+
+
 def _configure(stage: _Stage) -> list[Param]:
     """Apply a stage's pinned values and return its learned parameters (ranges narrowed)."""
     spec, effect = stage.spec, stage.effect
@@ -390,6 +490,7 @@ def _configure(stage: _Stage) -> list[Param]:
             param = param.with_range(r.get("low"), r.get("high"), r.get("scale"), r.get("default"))
             if param.default != effect.get(key):
                 stage.set({key: param.default})
+        stage.confirm_values(key, [param.to_native(0.0), param.to_native(1.0)])
         learned.append(replace(param, owner=stage.name))
     for key in ranges:
         if key not in learn:

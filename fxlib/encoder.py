@@ -39,7 +39,7 @@ into plain data and back, so a checkpoint can rebuild the module before loading 
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import librosa
 import numpy as np
@@ -118,24 +118,102 @@ class LogMel(nn.Module):
         return 1 + num_samples // self.hop
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        if audio.ndim != 3:
-            raise AudioFormatError(f"LogMel: expected audio shaped (batch, channels, samples), "
-                                   f"got {audio.ndim}-D shape {tuple(audio.shape)}")
+        self._check(audio, 3, "(batch, channels, samples)")
+        return self._log_mel(self._power(audio.to(self.window.dtype).mean(dim=1), center=True)).unsqueeze(1)
+
+    def sliding(self, audio: torch.Tensor, first: int, step: int, length: int, count: int,
+                batch: int) -> Iterator[torch.Tensor]:
+        """The log-mel of ``count`` windows of a long signal, in batches, each frame's FFT computed once.
+
+        Window i is ``audio[:, first + i * step : first + i * step + length]``, zero where it
+        leaves the signal (as :func:`fxlib.framing.window` cuts it); each batch equals, bit for
+        bit, ``self`` applied to that batch of windows. Windows ``step`` samples apart share
+        most of their frames, so when ``step`` is a multiple of ``hop`` (and ``n_fft`` even) the
+        power spectra are computed once over the whole signal; only the frames of each window
+        whose FFT reaches past its ends (reflect padding, two at each end with the defaults)
+        are computed per window. The mel projection and the log then run on each batch laid
+        out as :meth:`forward` lays it out, so that they round alike. Otherwise each window is
+        computed whole.
+
+        Args:
+            audio: ``(C, T)`` float audio, mixed to mono like :meth:`forward`.
+            first: start of window 0, in samples (negative: zero padding before the signal).
+            step, length, count: windows ``step`` samples apart, ``length`` samples long, and how many.
+            batch: windows per yielded batch.
+
+        Yields:
+            ``(b, 1, n_mels, 1 + length // hop)`` with ``b = batch`` (fewer in the last batch).
+        """
+        self._check(audio, 2, "(channels, samples)", samples=length)
+        if step < 1 or count < 1 or batch < 1:
+            raise ValueError(f"LogMel.sliding: need step, count and batch >= 1; got {step}, {count}, {batch}")
+        mono = audio.to(self.window.dtype).mean(dim=0)
+        # frame k of a window covers its samples [k * hop - half, k * hop - half + n_fft)
+        frames, half = 1 + length // self.hop, self.n_fft // 2
+        left = -(-half // self.hop)  # frames 0 .. left - 1 reach before the window's start
+        right = (length + half - self.n_fft) // self.hop + 1  # frames right .. frames - 1 reach past its end
+        # the edge frames come from the first and the last `edge` samples of each window, alone:
+        # long enough to hold them without touching the other end, the tail aligned on the hop
+        need = max(self.n_fft, half + 1, (left - 1) * self.hop - half + self.n_fft, length - (right - left) * self.hop)
+        edge = length - self.hop * ((length - need) // self.hop)
+        if step % self.hop or self.n_fft % 2 or need > length or right < left:
+            for start in range(0, count, batch):
+                windows = [_span(mono, first + i * step, length) for i in range(start, min(count, start + batch))]
+                yield self._log_mel(self._power(torch.stack(windows), center=True)).unsqueeze(1)
+            return
+        # global frame m starts at sample first - half + m * hop: window i's frame k is frame i * r + k;
+        # spectra are kept frames first, (frames, bins), the layout torch.stft computes them in
+        r = step // self.hop
+        span = _span(mono, first - half, ((count - 1) * r + frames - 1) * self.hop + self.n_fft)
+        shared = self._power(span, center=False).transpose(0, 1)
+        tail = frames - (length - edge) // self.hop  # frames of the tail segment up to the window's last
+        for start in range(0, count, batch):
+            stop = min(count, start + batch)
+            power = torch.stack([shared[i * r:i * r + frames] for i in range(start, stop)])
+            heads = torch.stack([_span(mono, first + i * step, edge) for i in range(start, stop)])
+            tails = torch.stack([_span(mono, first + i * step + length - edge, edge) for i in range(start, stop)])
+            power[:, :left] = self._power(heads, center=True).transpose(1, 2)[:, :left]
+            power[:, right:] = self._power(tails, center=True).transpose(1, 2)[:, tail - (frames - right):tail]
+            yield self._log_mel(power.transpose(1, 2)).unsqueeze(1)
+
+    def _check(self, audio: torch.Tensor, ndim: int, layout: str, samples: int | None = None) -> None:
+        """Raise :class:`AudioFormatError` unless ``audio`` is finite float audio shaped ``layout``
+        whose windows (of ``samples``, default the whole input) hold at least one frame."""
+        if audio.ndim != ndim:
+            raise AudioFormatError(f"LogMel: expected audio shaped {layout}, got {audio.ndim}-D shape "
+                                   f"{tuple(audio.shape)}")
         if not audio.is_floating_point():
             raise AudioFormatError(f"LogMel: expected floating-point audio, got {audio.dtype}")
-        if audio.shape[1] < 1:
+        if audio.shape[-2] < 1:
             raise AudioFormatError(f"LogMel: audio has no channels, shape {tuple(audio.shape)}")
-        if audio.shape[-1] < self.n_fft:
-            raise AudioFormatError(f"LogMel: {audio.shape[-1]} samples is shorter than one frame "
-                                   f"(n_fft = {self.n_fft} samples)")
+        samples = audio.shape[-1] if samples is None else samples
+        if samples < self.n_fft:
+            what = "samples" if samples == audio.shape[-1] else "samples (a window)"
+            raise AudioFormatError(f"LogMel: {samples} {what} is shorter than one frame (n_fft = {self.n_fft} samples)")
         if not torch.isfinite(audio).all():
             raise AudioFormatError("LogMel: audio contains NaN or Inf")
-        mono = audio.to(self.window.dtype).mean(dim=1)
-        spec = torch.stft(mono, self.n_fft, hop_length=self.hop, window=self.window, center=True,
+
+    def _power(self, mono: torch.Tensor, center: bool) -> torch.Tensor:
+        """``(B, T)`` or ``(T,)`` mono -> the power spectra ``(B, bins, frames)`` or ``(bins, frames)``;
+        ``center``: frames centred on ``k * hop`` (reflect padding), else starting there."""
+        spec = torch.stft(mono, self.n_fft, hop_length=self.hop, window=self.window, center=center,
                           pad_mode="reflect", return_complex=True)
-        power = spec.real.square() + spec.imag.square()
-        mel = torch.matmul(self.filterbank, power)
-        return torch.log(mel + self.eps).unsqueeze(1)
+        return spec.real.square() + spec.imag.square()
+
+    def _log_mel(self, power: torch.Tensor) -> torch.Tensor:
+        """Power spectra ``(B, bins, frames)`` -> the log mel power ``(B, n_mels, frames)``."""
+        return torch.log(torch.matmul(self.filterbank, power) + self.eps)
+
+
+def _span(mono: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """``mono[start:start + length]``, zero where the range leaves the signal (``(T,)`` -> ``(length,)``)."""
+    lo, hi = max(start, 0), min(start + length, mono.shape[0])
+    if lo == start and hi == start + length:
+        return mono[lo:hi]
+    out = mono.new_zeros(length)
+    if hi > lo:
+        out[lo - start:hi - start] = mono[lo:hi]
+    return out
 
 
 # -- building blocks -----------------------------------------------------------------------------
@@ -536,7 +614,15 @@ class Encoder(nn.Module):
         return torch.cat(columns, dim=1)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        fmap = self.backbone.feature_map(self.input_norm(self.logmel(audio)))
+        return self.from_logmel(self.logmel(audio))
+
+    def from_logmel(self, mel: torch.Tensor) -> torch.Tensor:
+        """The encoder after its front end: ``(B, 1, n_mels, frames)`` log-mel -> ``(B, num_params)``.
+
+        Whole-file inference computes the log-mel of many overlapping contexts at once
+        (:meth:`LogMel.sliding`) and gives them here.
+        """
+        fmap = self.backbone.feature_map(self.input_norm(mel))
         features = global_average_pool(fmap)
         if self.pooling != "global":
             features = torch.cat([features, centre_pool(fmap, bands=self.pooling == "centre-bands")], dim=1)

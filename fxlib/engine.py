@@ -12,7 +12,7 @@ Two-part jobs
     first part (:meth:`Job.first`); :meth:`Job.result` waits for everything. One job is in
     flight at a time; submitting the next one first waits for the previous one and keeps
     its outputs for its :meth:`Job.result`. Inline, the second part is rendered only when
-    :meth:`Job.result` asks for it.
+    :meth:`Job.result` asks for it, or (stream mode) before the next job or reset.
 
 Workers
     ``workers`` processes are started once, with the ``spawn`` start method (safe with torch's
@@ -24,8 +24,10 @@ Workers
 
 Data
     Audio, parameters and outputs live in shared-memory arrays that are reused from call to
-    call (grown when a call needs more); the pipes carry only small messages: a job's index
-    range, and the names and shapes of the shared arrays.
+    call (grown when a call needs more); the pipes carry only small messages, one per worker
+    per job: its index range, the names and shapes of the shared arrays, and the stream
+    instances to reset first (:meth:`Engine.reset` sends nothing itself). A worker checks and
+    maps its share's audio and parameters at once (:meth:`FxChain.native_rows`), not per render.
 
 Modes
     ``"clip"``: every render starts from a reset (:meth:`FxChain.process`: optional pre-roll,
@@ -61,6 +63,7 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import pickle
+import select
 import signal
 import time
 import traceback
@@ -74,6 +77,7 @@ import numpy as np
 
 from .chain import FxChain
 from .errors import FxError
+from .hosts import check_audio
 
 MODES = ("clip", "stream")
 START_METHOD = "spawn"
@@ -126,17 +130,24 @@ class _Renderer:
             progress: ``(2,)`` int64, this worker's status row: the position in progress and the
                 ``time.monotonic_ns()`` it started at, read by the main process to find hangs.
         """
+        if stop <= start:
+            return
         order, source, key = table
-        for j in range(start, stop):
-            i = order[j]
+        renders = order[start:stop]
+        chains = [self.chains[0]] * len(renders) if self.mode == "clip" else [self._instance(k) for k in key[renders]]
+        native = chains[0].native_rows(params[renders])  # the share's parameters, checked and mapped at once
+        if self.mode == "stream":
+            _check_rows(audio, chains[0])  # the inputs, checked at once: each render then skips the check
+        for j, (i, chain, values) in enumerate(zip(renders.tolist(), chains, native), start=start):
             if progress is not None:
                 progress[0], progress[1] = j, time.monotonic_ns()
             if self.mode == "clip":
-                out[i] = self.chains[0].process(audio[source[i]], params[i], self.preroll)
+                out[i] = chain.process(audio[source[i]], preroll=self.preroll, native=values)
             else:
-                out[i] = self._instance(int(key[i])).stream(audio[source[i]], params[i])
+                out[i] = chain.stream_checked(audio[source[i]], values)
 
     def _instance(self, key: int) -> FxChain:
+        key = int(key)
         if key not in self.chains:
             self.chains[key] = FxChain.from_spec(self.spec)
         return self.chains[key]
@@ -151,6 +162,32 @@ class _Renderer:
         for chain in self.chains.values():
             chain.close()
         self.chains.clear()
+
+
+def _wait(objects: Sequence[Any], timeout: float) -> list[Any]:
+    """The connections and process sentinels among ``objects`` that are ready to read (or
+    closed), waiting up to ``timeout`` seconds: ``multiprocessing.connection.wait``, done with
+    one ``select.poll`` call where the system has it (the main process waits a few times per
+    step, and the selector that ``wait`` builds each time costs tens of microseconds)."""
+    if not hasattr(select, "poll"):
+        return mp.connection.wait(objects, timeout)
+    poller, by_fd = select.poll(), {}
+    for obj in objects:
+        fd = obj if isinstance(obj, int) else obj.fileno()
+        by_fd[fd] = obj
+        poller.register(fd, select.POLLIN)
+    return [by_fd[fd] for fd, _ in poller.poll(1000.0 * timeout)]
+
+
+def _check_rows(audio: np.ndarray, chain: FxChain) -> None:
+    """Raise :class:`AudioFormatError` (naming the row) unless every input row is finite.
+
+    The engine makes the rows C-contiguous float32 ``(N_in, C, T)`` of the chain's channel
+    count (:meth:`Engine.submit`); this is the check that :meth:`FxChain.stream` makes per render.
+    """
+    if not np.isfinite(audio).all():
+        row = int(np.argwhere(~np.isfinite(audio))[0, 0])
+        check_audio(audio[row], f"{chain.name or 'chain'} (input row {row})")
 
 
 class _Attachments:
@@ -192,8 +229,12 @@ def _send_error(conn: mp.connection.Connection, exc: BaseException) -> None:
 
 
 def _serve_render(conn: mp.connection.Connection, renderer: _Renderer, attachments: _Attachments,
-                  progress: np.ndarray, layout: Sequence, start: int, split: int | None, stop: int) -> None:
-    """Render positions ``[start, stop)``, reporting ``"partial"`` at ``split`` (if given) and ``"done"``."""
+                  progress: np.ndarray, layout: Sequence, start: int, split: int | None, stop: int,
+                  resets: Sequence[int]) -> None:
+    """Reset the stream instances ``resets``, then render positions ``[start, stop)``, reporting
+    ``"partial"`` at ``split`` (if given); the caller reports ``"done"``."""
+    if resets:
+        renderer.reset(resets)
     audio, params, table, out = attachments.arrays(layout)
     if split is not None:
         renderer.render(audio, params, table, out, start, split, progress)
@@ -204,7 +245,7 @@ def _serve_render(conn: mp.connection.Connection, renderer: _Renderer, attachmen
 
 def _worker_main(conn: mp.connection.Connection, spec: Mapping, mode: str, preroll: int, status_name: str,
                  index: int) -> None:
-    """A worker process: build the chain, then serve ``render``, ``reset`` and ``close`` messages."""
+    """A worker process: build the chain, then serve ``render`` messages until ``close``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     try:
         renderer = _Renderer(spec, mode, preroll)
@@ -224,10 +265,7 @@ def _worker_main(conn: mp.connection.Connection, spec: Mapping, mode: str, prero
             if message[0] == "close":
                 return
             try:
-                if message[0] == "render":
-                    _serve_render(conn, renderer, attachments, progress, *message[1:])
-                else:
-                    renderer.reset(message[1])
+                _serve_render(conn, renderer, attachments, progress, *message[1:])
                 conn.send(("done",))
             except Exception as exc:
                 _send_error(conn, exc)
@@ -240,7 +278,13 @@ def _worker_main(conn: mp.connection.Connection, spec: Mapping, mode: str, prero
 
 # -- jobs ----------------------------------------------------------------------------------------
 class Job(abc.ABC):
-    """Renders submitted to an :class:`Engine`, in flight until :meth:`result` is asked for."""
+    """Renders submitted to an :class:`Engine`, in flight until :meth:`result` is asked for.
+
+    Attributes:
+        claimed: whether :meth:`result` was asked for (an error it raised has been seen).
+    """
+
+    claimed = False
 
     @abc.abstractmethod
     def first(self) -> np.ndarray:
@@ -275,6 +319,7 @@ class _InlineJob(Job):
         return self.out[: self.n_first]
 
     def result(self) -> np.ndarray:
+        self.claimed = True
         self._render_until(self.table.shape[1])
         self.audio = self.params = None
         return self.out
@@ -287,7 +332,7 @@ class _Inline:
         self.renderer = _Renderer(spec, mode, preroll)
 
     def submit(self, audio: np.ndarray, params: np.ndarray, table: np.ndarray, out_shape: tuple[int, ...],
-               first: int, shares: Sequence, retries: int, explain: Callable) -> _InlineJob:
+               first: int, shares: Sequence, resets: Mapping, retries: int, explain: Callable) -> _InlineJob:
         return _InlineJob(self.renderer, audio, params, table, out_shape, first)
 
     def reset(self, keys: Sequence[int] | None) -> None:
@@ -388,6 +433,7 @@ class _PoolJob(Job):
         return self.result()[: self.n_first]
 
     def result(self) -> np.ndarray:
+        self.claimed = True
         if self.outputs is None and self.error is None:
             self.finish()
         if self.error is not None:
@@ -483,22 +529,26 @@ class _Pool:
 
     # -- jobs ----------------------------------------------------------------------------
     def submit(self, audio: np.ndarray, params: np.ndarray, table: np.ndarray, out_shape: tuple[int, ...],
-               first: int, shares: Sequence[tuple[int, int | None, int]], retries: int,
-               explain: Callable[[Mapping[int, tuple[str, int]]], str]) -> _PoolJob:
+               first: int, shares: Sequence[tuple[int, int | None, int]], resets: Mapping[int, list[int]],
+               retries: int, explain: Callable[[Mapping[int, tuple[str, int]]], str]) -> _PoolJob:
         """Start a job: worker ``w`` renders positions ``shares[w] = (start, split, stop)`` of ``table[0]``.
+
+        One message per worker with a share: the job's layout, its positions, and the stream
+        instances to reset first.
 
         Args:
             audio, params, table: as for :meth:`_Renderer.render`.
             out_shape: ``(N, C, T_out)``.
             first: the number of leading renders that :meth:`Job.first` returns.
             shares: each worker's positions, reporting at ``split`` (None: no two parts).
+            resets: ``{worker: instance keys}`` to reset before rendering (stream mode).
             retries: how many times the share of a worker that died or hung is rendered again
                 (by its replacement) before giving up.
             explain: turns a flight's failures into the error message.
         """
         self.drain()
         layout = self._write({"audio": audio, "params": params, "table": table}, out_shape)
-        messages = {w: ("render", layout, start, split, stop)
+        messages = {w: ("render", layout, start, split, stop, resets.get(w, []))
                     for w, (start, split, stop) in enumerate(shares) if stop > start}
         self.current = _PoolJob(self, layout, self.send(messages), out_shape, first, retries, explain)
         return self.current
@@ -507,13 +557,6 @@ class _Pool:
         """Wait for the job in flight, if any; it keeps its outputs (or error) for its owner."""
         if self.current is not None:
             self.current.finish()
-
-    def send_resets(self, messages: Mapping[int, tuple], explain: Callable) -> None:
-        """Send ``("reset", keys)`` messages and wait for them."""
-        self.drain()
-        flight = self.send(messages)
-        self.advance(flight, 2)
-        flight.raise_errors(explain)
 
     def send(self, messages: Mapping[int, tuple]) -> _Flight:
         """Send one message per worker (starting any worker that is not ready)."""
@@ -548,7 +591,7 @@ class _Pool:
                 remaining = max(0.0, (deadline - time.monotonic_ns()) / 1e9)
                 waitables = {self.workers[w].conn: w for w in busy}
                 waitables.update({self.workers[w].process.sentinel: w for w in busy})
-                for ready in {waitables[r] for r in mp.connection.wait(list(waitables), remaining)}:
+                for ready in {waitables[r] for r in _wait(list(waitables), remaining)}:
                     answer = self._answer(ready)
                     if answer[0] == "died":
                         flight.failures[ready] = (self._death(ready), int(status[ready, 0]))
@@ -575,7 +618,7 @@ class _Pool:
         """Worker ``w``'s next message, or ``("died",)`` when its pipe is empty because it is gone."""
         conn = self.workers[w].conn
         try:
-            return conn.recv() if conn.poll() else ("died",)
+            return conn.recv() if _wait([conn], 0.0) else ("died",)
         except (EOFError, ConnectionResetError):
             return ("died",)
 
@@ -679,6 +722,9 @@ class Engine:
         self.inline = inline
         self.workers = 1 if inline else workers
         self._owner: dict[int, int] = {}
+        self._resets: dict[int, set[int]] = {}  # worker -> stream instances to reset before its next render
+        self._last_shares: tuple[Any, Any] = (None, None)  # see _stream_shares
+        self._stream_job: Job | None = None  # the last stream job (see _settle)
         try:
             self._backend = (_Inline(self.spec, mode, self.preroll) if inline
                              else _Pool(self.spec, mode, self.preroll, workers, timeout, start_timeout))
@@ -709,8 +755,11 @@ class Engine:
             keys: stream mode: ``(N,)`` distinct instance keys, one per render; each instance
                 continues from its state and is pinned to one worker.
             label: ``i -> str`` describing render i in error messages (e.g. its batch item).
-            first: clip mode: renders ``[0, first)`` form a first part that every worker
-                renders before its share of the rest, for :meth:`Job.first`.
+            first: renders ``[0, first)`` form a first part that every worker renders before
+                its share of the rest, for :meth:`Job.first`. In stream mode the rest is still
+                rendered before this engine renders or resets anything else (a stream's
+                instances advance one frame per job), and an error in it that nobody asked
+                :meth:`Job.result` for is raised then.
 
         Returns:
             A :class:`Job`; its outputs are ``(N, C, T_out)`` float32: ``T_out = T - preroll`` in
@@ -735,18 +784,38 @@ class Engine:
             raise EngineError(f"source must hold {n} input row indices in [0, {audio.shape[0]})")
         if (keys is None) != (self.mode == "clip"):
             raise EngineError("keys name stream instances: give them in stream mode and only then")
-        if first is not None and (self.mode == "stream" or not 0 <= first <= n):
-            raise EngineError(f"first must be in [0, {n}], and is for clip mode only; got {first}")
+        if first is not None and not 0 <= first <= n:
+            raise EngineError(f"first must be in [0, {n}]; got {first}")
         keys = np.zeros(n, np.int64) if keys is None else np.asarray(keys, dtype=np.int64)
-        if self.mode == "stream" and (keys.shape != (n,) or len(np.unique(keys)) != n):
-            raise EngineError(f"keys must be {n} distinct instance keys, one per render")
-        order, shares = self._stream_shares(keys) if self.mode == "stream" else self._clip_shares(n, first)
+        if self.mode == "stream":
+            if keys.shape != (n,):
+                raise EngineError(f"keys must be {n} distinct instance keys, one per render")
+            self._settle()
+            order, shares = self._stream_shares(keys, first)
+        else:
+            order, shares = self._clip_shares(n, first)
         table = np.stack([order, source, keys])
         out_shape = (n, audio.shape[1], audio.shape[2] - self.preroll)
         retries = self.retries if self.mode == "clip" else 0
-        return self._backend.submit(audio, params, table, out_shape, n if first is None else first, shares, retries,
-                                    functools.partial(_explain, self.chain, self.mode, self._owner, params, table,
-                                                      label))
+        resets = {w: sorted(self._resets.pop(w)) for w, (start, _, stop) in enumerate(shares)
+                  if stop > start and w in self._resets}
+        explain = functools.partial(_explain, self.chain, self.mode, self._owner, params, table, label)
+        job = self._backend.submit(audio, params, table, out_shape, n if first is None else first, shares, resets,
+                                   retries, explain)
+        if self.mode == "stream":
+            self._stream_job = job
+        return job
+
+    def _settle(self) -> None:
+        """Stream mode: finish the last job's renders, raising an error of theirs that nobody has seen.
+
+        Every job advances each of its instances by one frame; a two-part job's second part is
+        rendered (inline) or waited for (workers) here at the latest, before the next job or a
+        reset, so the frames of a stream stay in order.
+        """
+        job, self._stream_job = self._stream_job, None
+        if job is not None and not job.claimed:
+            job.result()
 
     def _clip_shares(self, n: int, first: int | None) -> tuple[np.ndarray, list[tuple[int, int | None, int]]]:
         """The render order and each worker's ``(start, split, stop)`` positions in it.
@@ -768,13 +837,21 @@ class Engine:
             start += len(head) + len(tail)
         return np.concatenate(order), shares
 
-    def _stream_shares(self, keys: np.ndarray) -> tuple[np.ndarray, list[tuple[int, None, int]]]:
-        """The render order and each worker's positions: the renders of the keys pinned to it.
+    def _stream_shares(self, keys: np.ndarray,
+                       first: int | None) -> tuple[np.ndarray, list[tuple[int, int | None, int]]]:
+        """The render order and each worker's ``(start, split, stop)`` positions: the renders of
+        the keys pinned to it, those of ``[0, first)`` first (split None without ``first``).
 
         Keys seen for the first time are pinned in order, filling each worker up to an even
-        share of this call's renders.
+        share of this call's renders. A training step asks for the same keys every time, so the
+        last call's answer is kept and given again for the same keys and ``first``.
         """
+        last_keys, last_answer = self._last_shares
+        if last_keys is not None and last_keys[1] == first and np.array_equal(keys, last_keys[0]):
+            return last_answer
         n, w = len(keys), self.workers
+        if len(np.unique(keys)) != n:
+            raise EngineError(f"keys must be {n} distinct instance keys, one per render")
         loads = np.bincount(np.array([self._owner[k] for k in keys.tolist() if k in self._owner], np.int64),
                             minlength=w)
         worker, target = 0, -(-n // w)
@@ -784,32 +861,36 @@ class Engine:
             self._owner[key] = worker
             loads[worker] += 1
         owners = np.array([self._owner[k] for k in keys.tolist()], dtype=np.int64)
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(owners, minlength=w))])
-        return np.argsort(owners, kind="stable"), [(int(a), None, int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        order, shares, start = [], [], 0
+        for worker in range(w):
+            mine = np.flatnonzero(owners == worker)
+            head, tail = (mine, mine[:0]) if first is None else (mine[mine < first], mine[mine >= first])
+            order += [head, tail]
+            shares.append((start, None if first is None else start + len(head), start + len(mine)))
+            start += len(mine)
+        answer = np.concatenate(order), shares
+        self._last_shares = ((keys.copy(), first), answer)
+        return answer
 
     def reset(self, keys: Sequence[int] | None = None) -> None:
         """Stream mode: reset the state of instances ``keys`` (None: every instance).
 
-        Call it at stream boundaries; clip mode resets before every render on its own.
+        Call it at stream boundaries; clip mode resets before every render on its own. With
+        worker processes the resets travel with the next job's message to each worker (one
+        message per worker per step): an instance is reset before it renders again.
         """
         if self.closed:
             raise EngineError(f"{describe_chain(self.chain)}: the engine is closed")
         if self.mode == "clip":
             return
         keys = None if keys is None else [int(k) for k in keys]
+        self._settle()
         if self.inline:
             self._backend.reset(keys)
             return
-        if keys is None:
-            messages = {w: ("reset", None) for w in range(self.workers)}
-        else:
-            by_worker: dict[int, list[int]] = {}
-            for key in keys:
-                if key in self._owner:
-                    by_worker.setdefault(self._owner[key], []).append(key)
-            messages = {w: ("reset", ks) for w, ks in by_worker.items()}
-        self._backend.send_resets(messages, functools.partial(_explain, self.chain, self.mode, self._owner,
-                                                              None, None, None))
+        for key in self._owner if keys is None else keys:
+            if key in self._owner:  # a key not rendered yet has a fresh instance to come
+                self._resets.setdefault(self._owner[key], set()).add(key)
 
     def close(self) -> None:
         """Stop the workers and free the shared memory (also done on garbage collection and exit)."""

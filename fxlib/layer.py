@@ -25,17 +25,19 @@ Clip mode (``mode="clip"``)
     inputs that do not require grad) only the nominal outputs are rendered.
 
 Stream mode (``mode="stream"``), as in the paper
-    Batch slot b is a stream: consecutive calls feed it consecutive frames, and its plugin
-    state carries over. Each slot owns ``1 + 2 K (+ 2 K_x)`` chain instances (nominal, and
-    the + and - instance of every pair), each pinned to one worker. Every call advances
-    *every* instance of the slot by exactly one frame, in the forward pass: the nominal one
-    at ``u``, the pair instances at their perturbed points, whose outputs are kept for the
-    backward pass. So the +/- instances have seen the same frames as the nominal one, each
-    rendered at the perturbation of its own step, whether or not (and whenever) backward
-    runs; a call without gradients advances them at the nominal point. Their state therefore
-    stays within O(eps) of the nominal state, and the difference from earlier steps'
-    perturbations, independent of this step's draw, adds zero-mean noise, not bias. The
-    output lags the input by ``latency`` samples (no look-ahead exists in a stream). Call
+    Batch slot b is a stream: consecutive calls feed it consecutive frames, and its plugin state
+    carries over. Each slot owns ``1 + 2 K (+ 2 K_x)`` chain instances (nominal, and the + and -
+    instance of every pair), each pinned to one worker. Every call advances *every* instance of
+    the slot by exactly one frame: the nominal one at ``u``, the pair instances at their
+    perturbed points, whose outputs are kept for the backward pass. The forward pass returns
+    once the nominal renders are done; when a gradient is wanted, the perturbed ones go on in
+    the workers while the loss is computed, and the backward pass (or, at the latest, the next
+    call or reset) waits for them. So the +/- instances have seen the same frames as the nominal
+    one, each rendered at the perturbation of its own step, whether or not (and whenever)
+    backward runs; a call without gradients advances them at the nominal point. Their state
+    therefore stays within O(eps) of the nominal state, and the difference from earlier steps'
+    perturbations, independent of this step's draw, adds zero-mean noise, not bias. The output
+    lags the input by ``latency`` samples (no look-ahead exists in a stream). Call
     :meth:`BlackBoxFx.reset` at stream boundaries; batch slot b always continues slot b.
 
 Boundaries: parameters are clipped to [0, 1] and each estimate divides by the perturbation
@@ -47,6 +49,7 @@ Pinned parameters (the chain's ``fixed`` values) are not in the parameter vector
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -199,6 +202,8 @@ class BlackBoxFx(nn.Module):
     def _perturb_audio(self, x: torch.Tensor, active: bool) -> tuple[torch.Tensor, ...]:
         """Directions and points of the input pairs, ``(B, K_x, C * T)`` each."""
         b, k, n = x.shape[0], self._pairs[1], x[0].numel()
+        if k == 0:  # no input gradient: no input pairs (and no float64 copy of the audio)
+            return _empty_pairs(b, n)
         flat = x.reshape(b, n).to(torch.float64)
         if not active:
             zeros = torch.zeros(b, k, n, dtype=torch.float64)
@@ -236,16 +241,15 @@ class _Renders:
         self.param_pairs, self.audio_pairs = param_pairs, audio_pairs
         self.kp, kx = param_pairs[0].shape[1], audio_pairs[0].shape[1]
         self.shape = (b, 1 + 2 * self.kp + 2 * kx)
-        _, u_plus, u_minus, _ = param_pairs
-        _, x_plus, x_minus, _ = audio_pairs
-        params = [u[None], torch.stack([u_plus, u_minus], 2).permute(1, 2, 0, 3).reshape(2 * self.kp, b, -1),
-                  u[None].expand(2 * kx, -1, -1)]
-        self.params = torch.cat(params).reshape(-1, u.shape[1]).numpy()
-        self.audio = torch.cat([x, torch.stack([x_plus, x_minus], 2).reshape(-1, c, t).to(torch.float32)]).numpy()
-        items = torch.arange(b)
-        rows = b + items[None] * 2 * kx + torch.arange(2 * kx)[:, None]  # pair row (k, sign) of item b
-        self.source = torch.cat([items.expand(1 + 2 * self.kp, -1), rows]).reshape(-1).numpy()
-        self.keys = (items[None] * self.shape[1] + torch.arange(self.shape[1])[:, None]).reshape(-1).numpy()
+        u_np = u.numpy()
+        pairs = np.stack([param_pairs[1].numpy(), param_pairs[2].numpy()], 2)  # (B, K, +-, P)
+        self.params = np.concatenate([u_np[None], pairs.transpose(1, 2, 0, 3).reshape(2 * self.kp, b, -1),
+                                      np.broadcast_to(u_np, (2 * kx, *u_np.shape))]).reshape(-1, u_np.shape[1])
+        self.audio = x.numpy()
+        if kx:
+            inputs = np.stack([audio_pairs[1].numpy(), audio_pairs[2].numpy()], 2).reshape(-1, c, t)
+            self.audio = np.concatenate([self.audio, inputs.astype(np.float32)])
+        self.source, self.keys = _render_indices(b, self.kp, kx)
 
     def split(self, out: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """The nominal outputs ``(B, C, T')`` and the perturbed ones ``(B, R - 1, C, T')``."""
@@ -271,10 +275,13 @@ class _BlackBoxFunction(torch.autograd.Function):
         want_audio = ctx.needs_input_grad[0] and layer.input_grad is not None
         want_params = ctx.needs_input_grad[1]
         engine = layer.engine
-        if layer.mode == "stream":  # every instance advances by one frame, now
+        if layer.mode == "stream":  # every instance advances by one frame: the nominal ones first
             renders = _Renders(x, u, layer._perturb_params(u, want_params), layer._perturb_audio(x, want_audio))
-            out = engine.render(renders.audio, renders.params, renders.source, renders.keys, renders.label)
-            nominal, ctx.perturbed = renders.split(out)
+            ctx.job = engine.submit(renders.audio, renders.params, renders.source, renders.keys, renders.label,
+                                    first=x.shape[0])
+            nominal = torch.from_numpy(ctx.job.first())
+            if not (want_audio or want_params):  # no backward pass will wait for the rest: finish now
+                ctx.job.result()
         elif want_audio or want_params:  # the nominal renders first, the perturbed ones for backward
             renders = _Renders(x, u, layer._perturb_params(u, True) if want_params else _no_pairs(u),
                                layer._perturb_audio(x, True) if want_audio else _no_pairs(x.flatten(1)))
@@ -295,7 +302,7 @@ class _BlackBoxFunction(torch.autograd.Function):
         layer, renders = ctx.layer, ctx.renders
         g = grad_output.detach().to("cpu", torch.float64)
         b, kp = renders.shape[0], renders.kp
-        perturbed = ctx.perturbed if layer.mode == "stream" else renders.split(ctx.job.result())[1]
+        perturbed = renders.split(ctx.job.result())[1]
         grad_params = grad_audio = None
         if want_params:
             directions, _, _, applied = renders.param_pairs
@@ -312,10 +319,31 @@ class _BlackBoxFunction(torch.autograd.Function):
         return (_like(grad_audio, ctx, 0), _like(grad_params, ctx, 1), None)
 
 
-def _no_pairs(flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+@functools.lru_cache(maxsize=64)
+def _render_indices(b: int, kp: int, kx: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each render's input row and stream instance key, ``(R * B,)`` each (see :class:`_Renders`).
+
+    They depend only on the shape of a step, so they are made once per shape (read-only).
+    """
+    r = 1 + 2 * kp + 2 * kx
+    items = np.arange(b)
+    rows = b + items[None] * 2 * kx + np.arange(2 * kx)[:, None]  # pair row (k, sign) of item b
+    source = np.concatenate([np.broadcast_to(items, (1 + 2 * kp, b)), rows]).reshape(-1)
+    keys = (items[None] * r + np.arange(r)[:, None]).reshape(-1)
+    for array in (source, keys):
+        array.flags.writeable = False
+    return source, keys
+
+
+def _empty_pairs(b: int, n: int) -> tuple[torch.Tensor, ...]:
     """No pairs: directions, points and steps shaped ``(B, 0, N)``."""
-    empty = torch.zeros(flat.shape[0], 0, flat.shape[1], dtype=torch.float64)
+    empty = torch.zeros(b, 0, n, dtype=torch.float64)
     return empty, empty, empty, empty
+
+
+def _no_pairs(flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """No pairs for the rows of ``flat`` ``(B, N)``."""
+    return _empty_pairs(*flat.shape)
 
 
 def _diagonal(layer: BlackBoxFx, g: torch.Tensor, pairs: torch.Tensor, applied: torch.Tensor) -> torch.Tensor:

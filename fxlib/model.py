@@ -111,12 +111,19 @@ class DeepAFx(nn.Module):
 
     @torch.no_grad()
     def predict(self, audio: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """One parameter vector per hop: ``(C, T)`` audio -> ``(N, P)`` in [0, 1]."""
+        """One parameter vector per hop: ``(C, T)`` audio -> ``(N, P)`` in [0, 1].
+
+        The same as the encoder on each of :meth:`contexts`, within float rounding, but the
+        contexts of neighbouring hops overlap by all but ``frame`` samples, so their log-mel is
+        computed once over the file (:meth:`~fxlib.encoder.LogMel.sliding`) and the encoder
+        runs from there on batches of ``batch_size`` hops.
+        """
         check_audio(audio, "DeepAFx.predict", (self.channels,))
         device = next(self.encoder.parameters()).device
-        ctx = self.contexts(audio)
-        out = [self(torch.from_numpy(ctx[i:i + batch_size]).to(device)).cpu() for i in range(0, len(ctx), batch_size)]
-        return torch.cat(out).double().numpy()
+        n = -(-audio.shape[1] // self.frame)
+        mels = self.encoder.logmel.sliding(torch.from_numpy(audio).to(device), -context_lead(self.context, self.frame),
+                                           self.frame, self.context, n, batch_size)
+        return torch.cat([self.encoder.from_logmel(mel).cpu() for mel in mels]).double().numpy()
 
     def process(self, audio: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """Process a whole file: per-hop parameters, or their mean over the file (``self.inference``).
@@ -198,9 +205,10 @@ def render_curve(chain_spec: Mapping, audio: np.ndarray, u: np.ndarray, frame: i
         chain.reset()
         total = n * frame + chain.latency
         padded = np.pad(audio, ((0, 0), (0, total - audio.shape[1])))
-        blocks = [chain.stream(padded[:, i * frame:(i + 1) * frame], u[i]) for i in range(n)]
+        native = chain.native_rows(u)  # every hop's parameters mapped at once
+        blocks = [chain.stream(padded[:, i * frame:(i + 1) * frame], native=native[i]) for i in range(n)]
         if chain.latency:
-            blocks.append(chain.stream(padded[:, n * frame:], u[-1]))
+            blocks.append(chain.stream(padded[:, n * frame:], native=native[-1]))
         out = np.concatenate(blocks, axis=1)[:, chain.latency:chain.latency + audio.shape[1]]
     if gain_db:
         out = out * np.float32(10 ** (gain_db / 20))

@@ -16,9 +16,10 @@ Scales:
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -126,11 +127,22 @@ class Param:
         return min(max(v, self.low), self.high)
 
     def to_native(self, u: Any) -> Any:
-        """Map a unit value (float, or an array of them; clipped to [0, 1]) to the native value."""
+        """Map a unit value (float, or an array of them; clipped to [0, 1]) to the native value.
+
+        A scalar gives a float (or the choice); an array gives an array of the same shape (a
+        list of the choices for a ``choice`` parameter). The mapping is :class:`NativeMap`'s.
+        """
         if np.ndim(u) == 0:
-            return self._native(min(max(float(u), 0.0), 1.0))
-        values = [self.to_native(x) for x in np.asarray(u, dtype=np.float64).flat]
-        return values if self.scale == "choice" else np.array(values).reshape(np.shape(u))
+            return self._map.values(np.array([u], dtype=np.float64))[0]
+        flat = np.asarray(u, dtype=np.float64).reshape(-1, 1)
+        if self.scale == "choice":
+            return [self.choices[int(i)] for i in self._map.array(flat)[:, 0]]
+        return self._map.array(flat)[:, 0].reshape(np.shape(u))
+
+    @functools.cached_property
+    def _map(self) -> "NativeMap":
+        """This parameter's :class:`NativeMap` (built on first use; not a field)."""
+        return NativeMap([self])
 
     def to_unit(self, value: Any) -> Any:
         """Map a native value (or an array or list of them) to [0, 1]; the inverse of :meth:`to_native`."""
@@ -139,19 +151,6 @@ class Param:
         if self.scale == "choice":
             return (self.choices.index(self.check(value)) + 0.5) / len(self.choices)
         return min(max(self._unit(min(max(float(value), self.low), self.high)), 0.0), 1.0)
-
-    def _native(self, u: float) -> Any:
-        """The native value of a unit value u in [0, 1] (plain floats: this runs per render)."""
-        if self.scale == "choice":
-            return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
-        if self.scale == "linear":
-            v = self.low + u * (self.high - self.low)
-        elif self.scale == "log":
-            v = self.low * (self.high / self.low) ** u
-        else:
-            lo, hi = self._db_bounds()
-            v = 10.0 ** ((lo + u * (hi - lo)) / 20.0) if u > 0 else self.low
-        return min(max(v, self.low), self.high)
 
     def _unit(self, v: float) -> float:
         """The unit value of a native value v inside [low, high] (not a choice)."""
@@ -165,6 +164,7 @@ class Param:
         return (20.0 * math.log10(max(v, 10.0 ** (lo / 20.0))) - lo) / (hi - lo)
 
     def _db_bounds(self) -> tuple[float, float]:
+        """A ``db`` parameter's range in decibels (``DB_FLOOR`` for a ``low`` of 0)."""
         lo = 20.0 * math.log10(self.low) if self.low > 0 else DB_FLOOR
         return lo, 20.0 * math.log10(self.high)
 
@@ -195,6 +195,83 @@ class Param:
         if unknown:
             raise ParameterError(f"{owner}.{name}: unknown keys {sorted(unknown)} in parameter declaration")
         return cls(owner=owner, **d)
+
+
+class NativeMap:
+    """The unit -> native mapping of several parameters at once, vectorised with numpy.
+
+    A chain maps its whole learned vector on every render, and an engine a whole batch of
+    such vectors at once, so the parameters' ranges are gathered here once and every scale
+    is computed for every entry in a few whole-array operations (:meth:`Param.to_native`
+    uses a one-parameter map, so there is one definition of the scales). Per scale, on ``u``
+    clipped to [0, 1]::
+
+        linear  low + u * (high - low)
+        log     low * (high / low) ** u
+        db      10 ** ((lo_db + u * (hi_db - lo_db)) / 20), and low itself at u = 0
+        choice  the index min(int(u * n), n - 1)
+
+    then clipped to ``[low, high]`` (and into ``within``'s ranges).
+
+    Args:
+        params: the parameters, in the order of the vector's entries.
+        within: optional, one parameter per entry whose range the values are clipped into as
+            well: a chain's learned parameter may have a range narrowed from its effect's own
+            (:meth:`Param.with_range`), which it may overhang by :meth:`Param.check`'s
+            tolerance, and the effect takes a value clipped into its own range.
+    """
+
+    def __init__(self, params: Sequence[Param], within: Sequence[Param] | None = None) -> None:
+        self.params = tuple(params)
+        within = self.params if within is None else tuple(within)
+        if len(within) != len(self.params):
+            raise ParameterError(f"NativeMap: {len(within)} ranges to clip into for {len(self.params)} parameters")
+        scales = np.array([p.scale for p in self.params], dtype=object).reshape(-1)
+        self._low = np.array([p.low for p in self.params], dtype=np.float64)
+        high = np.array([p.high for p in self.params], dtype=np.float64)
+        self._span = high - self._low
+        self._floor = np.maximum(self._low, [p.low for p in within])
+        self._ceiling = np.minimum(high, [p.high for p in within])
+        self._log = scales == "log"  # the other entries get a ratio of 1: no warnings, and overwritten
+        self._ratio = np.where(self._log, high / np.where(self._log, self._low, 1.0), 1.0)
+        self._db = scales == "db"
+        decibels = np.array([p._db_bounds() if p.scale == "db" else (0.0, 0.0) for p in self.params],
+                            dtype=np.float64).reshape(-1, 2)
+        self._db_low, self._db_span = decibels[:, 0], decibels[:, 1] - decibels[:, 0]
+        self._choice = np.flatnonzero(scales == "choice")
+        self._count = np.array([len(self.params[i].choices) for i in self._choice], dtype=np.float64)
+
+    def array(self, u: np.ndarray) -> np.ndarray:
+        """Native values as float64, choices as their index into ``choices``.
+
+        Shape:
+            u ``(..., P)`` float64 -> ``(..., P)``.
+        """
+        u = np.minimum(np.maximum(u, 0.0), 1.0)
+        out = self._low + u * self._span
+        if self._log.any():
+            out = np.where(self._log, self._low * self._ratio ** u, out)
+        if self._db.any():
+            gain = 10.0 ** ((self._db_low + u * self._db_span) / 20.0)
+            out = np.where(self._db & (u > 0), gain, np.where(self._db, self._low, out))
+        out = np.minimum(np.maximum(out, self._floor), self._ceiling)
+        if self._choice.size:
+            out[..., self._choice] = np.minimum((u[..., self._choice] * self._count).astype(np.int64),
+                                                self._count - 1)
+        return out
+
+    def rows(self, u: np.ndarray) -> list[list[Any]]:
+        """The native values of each vector of ``u`` ``(N, P)``: floats, and each choice itself."""
+        rows = self.array(u).tolist()
+        for i in self._choice.tolist():
+            choices = self.params[i].choices
+            for row in rows:
+                row[i] = choices[int(row[i])]
+        return rows
+
+    def values(self, u: np.ndarray) -> list[Any]:
+        """The native values of one vector ``u`` ``(P,)``: floats, and each choice itself."""
+        return self.rows(u[None])[0]
 
 
 def closest(name: str, candidates: Iterable[str]) -> str:

@@ -151,6 +151,32 @@ def test_every_builtin_loads_and_takes_its_whole_range(name):
         assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
 
 
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_the_render_path_setters_do_what_set_does(name):
+    """Each setter a chain calls per render (Effect.render_plan) leaves the plugin as set() does:
+    the same output, sample for sample, across the whole range."""
+    fast, checked = BuiltinEffect(name, SR), BuiltinEffect(name, SR)
+    names = list(fast.params)
+    plan = fast.render_plan(names, 0)
+    x = noise(0.05, channels=2)
+    for u in (0.0, 0.3, 1.0):
+        values = [p.to_native(u) for p in fast.params.values()]
+        for index, current, key, setter in plan:
+            setter(values[index])
+            current[key] = values[index]
+        checked.set(dict(zip(names, values)))
+        assert fast.values == checked.values
+        np.testing.assert_array_equal(fast.process(x), checked.process(x))
+
+
+def test_first_order_filters_stay_below_nyquist_on_the_render_path():
+    e = BuiltinEffect("MultibandGate", 8000)  # split ranges reach 16 kHz, above this rate's Nyquist
+    plan = {key: setter for _, _, key, setter in e.render_plan(["split_3_4"], 0)}
+    plan["split_3_4"](16000.0)
+    filters = [plugin for plugin, _, _ in e._targets["split_3_4"]]
+    assert len(filters) == 2 and all(f.cutoff_frequency_hz == 4000.0 for f in filters)
+
+
 def test_list_plugins():
     listed = list_plugins()
     assert [d["id"] for d in listed] == list(BUILTINS)

@@ -9,6 +9,7 @@ from fxlib import FxChain
 from fxlib.errors import (AudioFormatError, BackendUnavailableError, FxError, ParameterError, PluginNotFoundError,
                           SpecError)
 from fxlib.hosts import load_effect
+from fxlib.hosts.builtin import BuiltinEffect
 from fxlib.hosts.python import PythonEffect
 from fxlib.params import Param
 
@@ -74,6 +75,82 @@ def test_stream_with_u_equals_setting_then_streaming():
     np.testing.assert_array_equal(a.stream(x, u), b.stream(x))
     assert rms_db(a.process(x, u)) != pytest.approx(rms_db(chain(COMP, EQ).process(x)), abs=0.5)  # u matters
     np.testing.assert_array_equal(a.process(x), a.process(x, u))  # and stays set
+
+
+# -- the render path: values mapped at once, set only on change, built-ins in one call ------------------
+GAIN = {"name": "gain", "kind": "builtin", "id": "Gain", "learn": ["gain_db"]}
+USER_GAIN = {"name": "user", "kind": "python", "id": "fxlib.reference_fx:gain", "learn": ["gain_db"],
+             "params": GAIN_PARAMS}
+
+
+def changing_vectors(c: FxChain, steps: int, seed: int = 0) -> np.ndarray:
+    """``(steps, P)`` unit vectors where each entry keeps its last value half of the time."""
+    rng = np.random.default_rng(seed)
+    u = rng.random((steps, c.num_params))
+    keep = rng.random(u.shape) < 0.5
+    for i in range(1, steps):
+        u[i] = np.where(keep[i], u[i - 1], u[i])
+    return u
+
+
+def test_controls_are_set_only_when_they_change_and_render_as_if_set_every_time(monkeypatch):
+    calls = []
+    real_setter = BuiltinEffect.setter
+
+    def counting_setter(effect, name):
+        setter = real_setter(effect, name)
+
+        def counted(value):
+            calls.append(name)
+            setter(value)
+        return counted
+    monkeypatch.setattr(BuiltinEffect, "setter", counting_setter)
+    fast, every = chain(COMP, EQ, GAIN), chain(COMP, EQ, GAIN)
+    u = changing_vectors(fast, 40)
+    x = noise(40 * 1024 / SR, dbfs=-6)
+    for i in range(len(u)):
+        block = x[:, i * 1024:(i + 1) * 1024]
+        for stage in every.stages:  # the checked path sets every value, every time
+            stage.effect.set({p.name: v for p, v in zip(every.params, every.to_native(u[i]).values())
+                              if p.owner == stage.name})
+        np.testing.assert_array_equal(fast.stream(block, u[i]), every.stream(block))
+    changed = int((u[1:] != u[:-1]).sum()) + fast.num_params  # the first vector sets every control
+    assert len(calls) == changed < len(u) * fast.num_params
+
+
+def test_consecutive_builtins_render_in_one_pedalboard_call_as_one_call_each():
+    c = chain(COMP, EQ, GAIN, USER_GAIN, GAIN | {"name": "gain2"})
+    assert [type(r).__name__ for r in c._renderers] == ["BuiltinRun", "_Stage", "_Stage"]
+    c.set_unit(np.array([0.3, 0.6, 0.2, 0.9, 0.7, 0.4, 0.5]))
+    separate = [load_effect(s.spec["kind"], s.spec["id"], SR, **({"params": GAIN_PARAMS} if s.name == "user" else {}))
+                for s in c.stages]
+    for effect, stage in zip(separate, c.stages):
+        effect.set(stage.effect.values)
+    for n in (1024, 30000, 100):  # one block, several of pedalboard's 8192-sample blocks, a short one
+        x = noise(n / SR, dbfs=-6, seed=n)
+        expected = x
+        for effect in separate:
+            expected = effect.process(expected)
+        np.testing.assert_array_equal(c.stream(x), expected)
+
+
+def test_native_rows_map_a_batch_as_to_native_maps_each_vector():
+    c = chain(COMP, EQ, {"kind": "builtin", "id": "LadderFilter", "learn": ["mode", "cutoff_hz"]})
+    u = changing_vectors(c, 6)
+    rows = c.native_rows(u)
+    assert rows == [list(c.to_native(v).values()) for v in u]
+    x = noise(0.1, dbfs=-6)
+    a, b = chain(COMP, EQ, {"kind": "builtin", "id": "LadderFilter", "learn": ["mode", "cutoff_hz"]}), c
+    for v, row in zip(u, rows):
+        np.testing.assert_array_equal(a.stream(x, v), b.stream(x, native=row))
+    with pytest.raises(SpecError, match=r"must be shaped \(N, 6\)"):
+        c.native_rows(u[0])
+    with pytest.raises(SpecError, match="NaN or Inf"):
+        c.native_rows(np.full((1, 6), np.nan))
+    with pytest.raises(SpecError, match="not both"):
+        c.stream(x, u[0], native=rows[0])
+    with pytest.raises(SpecError, match="5 native values for 6 learned parameters"):
+        c.stream(x, native=rows[0][:5])
 
 
 def test_range_default_is_clipped_into_the_range_and_applied():

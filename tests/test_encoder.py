@@ -165,6 +165,50 @@ def test_logmel_rejects_integer_audio_and_bad_settings():
         LogMel(hop=0)
 
 
+# -- sliding windows: whole-file inference ------------------------------------------------------------
+def windows(audio: torch.Tensor, first: int, step: int, length: int, count: int) -> torch.Tensor:
+    """``(count, C, length)``: the windows :meth:`LogMel.sliding` describes, cut one by one."""
+    padded = torch.nn.functional.pad(audio, (max(0, -first), first + (count - 1) * step + length))
+    offset = max(0, -first)
+    return torch.stack([padded[:, offset + first + i * step:offset + first + i * step + length] for i in range(count)])
+
+
+@pytest.mark.parametrize("n_fft, hop, length, step, first, samples, channels", [
+    (1024, 256, CONTEXT, 1024, -19968, 60000, 1),  # the paper's context and frame: frames shared
+    (1024, 256, 20480, 1024, -9728, 30000, 2),     # stereo, mixed to mono as forward mixes it
+    (512, 128, 3000, 256, -1000, 7000, 1),         # a window that is no whole number of hops
+    (1024, 256, 8192, 1000, -3584, 9000, 1),       # windows off the hop grid: each computed whole
+])
+def test_sliding_logmel_equals_the_logmel_of_each_window_bit_for_bit(n_fft, hop, length, step, first, samples,
+                                                                      channels):
+    logmel = LogMel(n_fft=n_fft, hop=hop)
+    audio = 0.1 * torch.randn(channels, samples, generator=torch.Generator().manual_seed(0))
+    count = -(-samples // step)
+    cut = windows(audio, first, step, length, count)
+    batches = list(logmel.sliding(audio, first, step, length, count, batch=8))
+    assert [len(b) for b in batches] == [8] * (count // 8) + ([count % 8] if count % 8 else [])
+    for start, batch in zip(range(0, count, 8), batches):
+        assert torch.equal(batch, logmel(cut[start:start + 8]))  # as the encoder computed it per context
+
+
+def test_sliding_logmel_checks_its_input():
+    with pytest.raises(AudioFormatError, match="channels, samples"):
+        next(LogMel().sliding(torch.zeros(1, 1, 4096), 0, 1024, 4096, 1, 1))
+    with pytest.raises(AudioFormatError, match=r"512 samples \(a window\) is shorter than one frame"):
+        next(LogMel().sliding(torch.zeros(1, 4096), 0, 1024, 512, 1, 1))
+    nan = torch.zeros(1, 4096)
+    nan[0, 7] = float("nan")
+    with pytest.raises(AudioFormatError, match="NaN"):
+        next(LogMel().sliding(nan, 0, 1024, 2048, 1, 1))
+
+
+def test_encoder_is_its_front_end_then_from_logmel():
+    encoder = Encoder(5, "small", pooling="centre").eval()
+    audio = tone(440.0, 8192).expand(3, 1, -1) * torch.tensor([0.2, 0.5, 1.0])[:, None, None]
+    with torch.no_grad():
+        assert torch.equal(encoder(audio), encoder.from_logmel(encoder.logmel(audio)))
+
+
 # -- backbones --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_encoder_forward_backward_per_backbone(name):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fxlib import reference_fx as ref
-from fxlib.engine import Engine, EngineError
+from fxlib.engine import Engine, EngineError, _Pool
 from fxlib.errors import AudioFormatError
 from fxlib.layer import BlackBoxFx
 
@@ -83,6 +83,55 @@ def test_stream_frames_equal_one_call_over_the_concatenated_audio(spec):
         again = fx(audio[:, :, :1024], params)
     assert torch.equal(again[1], frames[0][1])
     assert not torch.equal(again[0], frames[0][0])
+
+
+def test_a_stream_step_is_one_message_per_worker_and_resets_travel_with_it(monkeypatch):
+    sent = []
+    real_send = _Pool.send
+
+    def send(pool, messages):
+        sent.append(dict(messages))
+        return real_send(pool, messages)
+    monkeypatch.setattr(_Pool, "send", send)
+    audio, keys = noise(4, 512), np.arange(4)
+    params = np.random.default_rng(3).uniform(size=(4, 3))
+    with Engine(BUILTIN_CHAIN, workers=2, mode="stream") as engine:
+        first = engine.render(audio, params, keys=keys)
+        engine.render(audio, params, keys=keys)
+        sent.clear()
+        engine.reset([1, 2])  # nothing is sent now ...
+        assert sent == []
+        again = engine.render(audio, params, keys=keys)
+    assert len(sent) == 1 and sorted(sent[0]) == [0, 1]  # ... it travels with the next step's one message each
+    assert [message[-1] for _, message in sorted(sent[0].items())] == [[1], [2]]
+    np.testing.assert_array_equal(again[1:3], first[1:3])  # the reset streams start afresh
+    assert not np.array_equal(again[0], first[0]) and not np.array_equal(again[3], first[3])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stream_jobs_second_part_is_rendered_before_the_next_job(workers):
+    audio, keys = noise(4, 512), np.arange(4)
+    params = np.random.default_rng(4).uniform(size=(4, 3))
+    with Engine(BUILTIN_CHAIN, workers=workers, mode="stream") as whole, \
+            Engine(BUILTIN_CHAIN, workers=workers, mode="stream") as parts:
+        expected = [whole.render(audio, params, keys=keys) for _ in range(3)]
+        job = parts.submit(audio, params, keys=keys, first=2)
+        np.testing.assert_array_equal(job.first(), expected[0][:2])  # the first part alone, at once
+        parts.submit(audio, params, keys=keys, first=2)  # renders 2 and 3 of the first job come first
+        parts.reset([0])
+        again = parts.render(audio, params, keys=keys)
+    np.testing.assert_array_equal(job.result(), expected[0])
+    np.testing.assert_array_equal(again[1:], expected[2][1:])  # three frames in order for the streams kept
+    np.testing.assert_array_equal(again[0], expected[0][0])  # and a fresh one for the stream reset
+
+
+def test_an_error_in_a_second_part_nobody_asked_for_is_raised_by_the_next_job():
+    with Engine(fx_crashy.spec("abort_above"), workers=2, mode="stream") as engine:
+        audio, keys = noise(2, 64), np.arange(2)
+        engine.submit(audio, np.array([[0.5, 0.1], [0.5, 0.9]]), keys=keys, first=1).first()
+        with pytest.raises(EngineError, match="SIGABRT"):
+            engine.render(audio, np.array([[0.5, 0.1], [0.5, 0.1]]), keys=keys)
+        assert engine.render(audio, np.array([[0.5, 0.1], [0.5, 0.1]]), keys=keys).shape == (2, 1, 64)
 
 
 def test_stream_perturbed_instances_advance_every_frame():

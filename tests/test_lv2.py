@@ -140,6 +140,24 @@ def test_state_persists_across_calls():
     assert not np.allclose(squashing_mbc().process(x[:, half:]), whole[:, half:], atol=1e-3)
 
 
+def test_a_chains_render_path_writes_the_control_ports_as_set_does():
+    from fxlib import FxChain
+
+    load(CALF_MBC)
+    learn = ["threshold0", "ratio0", "makeup0", "mode"]  # mode: an enumeration (a choice)
+    spec = [{"kind": "lv2", "id": CALF_MBC, "learn": learn, "fixed": {f"bypass{b}": 0.0 for b in range(4)}}]
+    fast, checked = FxChain(spec, SR, 2), FxChain(spec, SR, 2)
+    x = loud(2, 0.2)
+    for k, u in enumerate(np.random.default_rng(0).random((4, len(learn)))):
+        for name, value in zip(learn, checked.to_native(u).values()):
+            checked.effect("MultibandCompressor").set({name: value})
+        block = x[:, k * 2048:(k + 1) * 2048]
+        np.testing.assert_array_equal(fast.stream(block, u), checked.stream(block))
+        effect = fast.effect("MultibandCompressor")
+        ports = [float(effect._controls[effect._index[name]]) for name in learn]
+        assert ports == [float(np.float32(effect.get(name))) for name in learn]
+
+
 def test_unknown_uri_suggests_a_close_one():
     with pytest.raises(PluginNotFoundError, match="MultibandCompressor'"):
         lv2.Lv2Effect("http://calf.sourceforge.net/plugins/MultibandCompresor", SR)

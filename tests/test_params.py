@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fxlib.errors import ParameterError
-from fxlib.params import DB_FLOOR, Param, closest, unknown_param
+from fxlib.params import DB_FLOOR, NativeMap, Param, closest, unknown_param
 
 U = np.linspace(0.0, 1.0, 11)
 
@@ -199,3 +199,47 @@ def test_closest_and_unknown_param():
     assert isinstance(err, ParameterError)
     assert "Comp: no parameter named 'raito' (did you mean 'ratio'?)" in str(err)
     assert "no parameters" in str(unknown_param("Fx", "x", []))
+
+
+# -- NativeMap: the vectorised mapping of a chain ------------------------------------------------
+MIXED = [Param("threshold", -60, 0, -20, unit="dB"), Param("cutoff", 20, 20000, 440, unit="Hz", scale="log"),
+         Param("gain", 0.1, 10.0, 1.0, scale="db"), Param("makeup", 0.0, 4.0, 1.0, scale="db"),
+         Param.choice("mode", ["LPF", "HPF", "BPF"], "HPF"), Param("ratio", 1, 20, 2, scale="log")]
+
+
+def scalar_native(param: Param, u: float):
+    """The scales' formulas in plain Python floats, one value at a time (the module docstring's)."""
+    u = min(max(u, 0.0), 1.0)
+    if param.scale == "choice":
+        return param.choices[min(int(u * len(param.choices)), len(param.choices) - 1)]
+    if param.scale == "linear":
+        v = param.low + u * (param.high - param.low)
+    elif param.scale == "log":
+        v = param.low * (param.high / param.low) ** u
+    else:
+        lo = 20.0 * math.log10(param.low) if param.low > 0 else DB_FLOOR
+        hi = 20.0 * math.log10(param.high)
+        v = 10.0 ** ((lo + u * (hi - lo)) / 20.0) if u > 0 else param.low
+    return min(max(v, param.low), param.high)
+
+
+def test_native_map_gives_the_scalar_formulas_bit_for_bit():
+    u = np.random.default_rng(0).random((500, len(MIXED)))
+    u[:5] = [[0.0] * 6, [1.0] * 6, [-0.5] * 6, [1.5] * 6, [1e-300] * 6]
+    rows = NativeMap(MIXED).rows(u)
+    for row, vector in zip(rows, u):
+        expected = [scalar_native(p, float(x)) for p, x in zip(MIXED, vector)]
+        assert row == expected  # exact: a chain's renders must not move when it maps a batch at once
+        assert [type(v) for v in row] == [type(v) for v in expected]
+    assert NativeMap(MIXED).values(u[7]) == rows[7]
+    assert [p.to_native(float(x)) for p, x in zip(MIXED, u[7])] == rows[7]
+
+
+def test_native_map_clips_into_the_effects_own_ranges():
+    narrowed = Param("threshold", -60.00001, 0, -20, unit="dB")  # overhangs by less than check's tolerance
+    own = Param("threshold", -60, 0, -20, unit="dB")
+    mapping = NativeMap([narrowed], within=[own])
+    assert mapping.values(np.array([0.0])) == [-60.0]
+    assert mapping.values(np.array([1.0])) == [0.0]
+    with pytest.raises(ParameterError, match="2 ranges to clip into for 1 parameters"):
+        NativeMap([narrowed], within=[own, own])

@@ -95,6 +95,30 @@ def test_state_persists_and_reset_restores(zamcomp):
     np.testing.assert_allclose(zamcomp.process(x), whole, atol=1e-5)
 
 
+def test_a_chain_reads_learned_ranges_back_once_when_built_not_per_render(monkeypatch):
+    from fxlib import FxChain
+
+    confirmed = []
+    real = Vst3Effect._confirm
+
+    def confirm(self, name, value):
+        confirmed.append((name, value))
+        real(self, name, value)
+    monkeypatch.setattr(Vst3Effect, "_confirm", confirm)
+    c = FxChain([{"kind": "vst3", "id": "ZamComp", "learn": ["threshold_db", "ratio"], "fixed": {"knee_db": 0},
+                  "ranges": {"ratio": {"low": 2, "high": 8}}}], SR, 1)
+    assert ("knee_db", 0.0) in confirmed  # a pinned value, set through the checked path
+    assert {("threshold_db", -80.0), ("threshold_db", 0.0), ("ratio", 2.0), ("ratio", 8.0)} <= set(confirmed)
+    confirmed.clear()
+    for k, u in enumerate(np.linspace(0, 1, 5)):
+        c.stream(noise(0.05, seed=k), np.array([u, 1 - u]))
+    assert confirmed == []
+    effect = c.effect("ZamComp")
+    assert effect._plugin.threshold_db == pytest.approx(0.0, abs=0.01)  # the last render's values reached the plugin
+    assert effect._plugin.ratio == pytest.approx(2.0, abs=0.01)
+    assert effect.get("threshold_db") == 0.0
+
+
 # -- finding plugins ------------------------------------------------------------------------------
 def test_bundle_name_and_path_resolution():
     path = ZAM / "ZamComp.vst3"

@@ -6,13 +6,17 @@ worker process can rebuild it (no plugin object pickles). It exposes its paramet
 processes float32 audio shaped ``(channels, samples)`` and keeps its internal state
 (filters, envelopes, delay lines) between calls until :meth:`Effect.reset`.
 
-Backends implement ``_load``, ``_set``, ``_process`` and ``reset``; this class does the
-checking, so every backend rejects bad input with the same clear messages.
+Backends implement ``_load``, ``_set``, ``_process`` and ``reset`` (and ``_confirm`` where a
+value set can be read back); this class does the checking, so every backend rejects bad input
+with the same clear messages. The checks run in the public :meth:`Effect.set` and
+:meth:`Effect.process`; a chain, which checks its parameter vector and its audio once per
+render, uses the unchecked :meth:`Effect.render_plan` and :meth:`Effect.process_checked`.
 """
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Mapping
+import functools
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +40,8 @@ class Effect(abc.ABC):
     """
 
     kind: ClassVar[str] = ""
+    reads_back: ClassVar[bool] = False
+    """Whether :meth:`set` reads each value back from the plugin (:meth:`_confirm`)."""
 
     def __init__(self, plugin_id: str, sample_rate: float) -> None:
         if not float(sample_rate) > 0:
@@ -71,6 +77,12 @@ class Effect(abc.ABC):
     def reset(self) -> None:
         """Clear all internal state (as after loading), keeping the parameter values."""
 
+    def _confirm(self, name: str, value: Any) -> None:
+        """Check that the plugin took the value just set (read it back), or raise :class:`ParameterError`.
+
+        Called by :meth:`set`, not per render; backends that cannot read a value back keep this no-op.
+        """
+
     def close(self) -> None:
         """Release native resources; the effect is unusable afterwards."""
 
@@ -89,7 +101,45 @@ class Effect(abc.ABC):
             checked[name] = self.params[name].check(value)
         for name, value in checked.items():
             self._set(name, value)
+            self._confirm(name, value)
             self._values[name] = value
+
+    def confirm_values(self, name: str, values: Sequence[Any]) -> None:
+        """Set parameter ``name`` to each of ``values`` in turn, reading each back, then restore its value.
+
+        A chain calls this once, when it is built, with the ends of every learned range, so
+        that its renders (:meth:`render_plan`) need not read back. Nothing happens for backends that
+        do not read back (:attr:`reads_back`).
+
+        Raises:
+            ParameterError: the plugin did not take one of the values.
+        """
+        if self.reads_back:
+            current = self.get(name)
+            for value in [*values, current]:
+                self.set({name: value})
+
+    def setter(self, name: str) -> Callable[[Any], None]:
+        """A function that sets parameter ``name`` to a valid native value, with no checks.
+
+        What a chain calls per render (:meth:`render_plan`); backends return the cheapest call
+        that does what :meth:`_set` does (often the plugin's own attribute setter).
+        """
+        return functools.partial(self._set, name)
+
+    def render_plan(self, names: Sequence[str], start: int) -> list[tuple[int, dict[str, Any], str, Callable]]:
+        """How a chain sets learned parameters on every render, each only when its value changed.
+
+        Returns one ``(index, values, name, setter)`` per name: the parameter's position in the
+        chain's native vector (``start``, ``start + 1``, ...), this effect's live
+        ``{name: native value}`` dictionary (the one :meth:`get` reads), the name and its
+        :meth:`setter`. For each, the chain compares the new value with ``values[name]`` and,
+        when it differs, calls the setter and stores the value there. The values come from
+        :class:`~fxlib.params.NativeMap` inside ranges checked when the chain was built, so
+        nothing is checked per render (:meth:`set` is the checked way), and a control whose
+        value did not change is not touched (plugins recompute coefficients on every set).
+        """
+        return [(start + k, self._values, name, self.setter(name)) for k, name in enumerate(names)]
 
     def get(self, name: str) -> Any:
         """The native value last set (or the default) of parameter ``name``."""
@@ -121,7 +171,16 @@ class Effect(abc.ABC):
             raise AudioFormatError(
                 f"{self.name}: built for {self.sample_rate:g} Hz but given audio at {float(sample_rate):g} Hz; "
                 "build a new effect (or chain) for the new sample rate")
-        out = np.asarray(self._process(np.ascontiguousarray(audio)), dtype=np.float32)
+        return self.process_checked(np.ascontiguousarray(audio))
+
+    def process_checked(self, audio: np.ndarray) -> np.ndarray:
+        """:meth:`process` for audio already checked: C-contiguous float32 ``(C, T)``, finite, with
+        a channel count in :attr:`channels` (a chain checks its input once, not per effect).
+
+        Raises:
+            PluginOutputError: the plugin turned finite input into NaN or Inf.
+        """
+        out = np.asarray(self._process(audio), dtype=np.float32)
         if not np.isfinite(out).all():
             settings = ", ".join(f"{k}={v}" for k, v in self._values.items())
             raise PluginOutputError(f"{self.name}: produced NaN or Inf at {self.sample_rate:g} Hz with {settings}")
@@ -148,3 +207,4 @@ def check_audio(audio: Any, owner: str, channels: tuple[int, ...] | None = None)
     if not np.isfinite(audio).all():
         bad = np.argwhere(~np.isfinite(audio))[0]
         raise AudioFormatError(f"{owner}: audio holds NaN or Inf (first at channel {bad[0]}, sample {bad[1]})")
+

@@ -27,9 +27,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import difflib
+import functools
 import math
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -487,6 +488,12 @@ class Lv2Effect(Effect):
     # -- the Effect interface ------------------------------------------------------------------
     def _set(self, name: str, value: Any) -> None:
         self._controls[self._index[name]] = round(value) if name in self._rounded else value
+
+    def setter(self, name: str) -> Callable[[Any], None]:
+        """A store into the port's control float (a rounding :meth:`_set` for integer ports)."""
+        if name in self._rounded:
+            return super().setter(name)
+        return functools.partial(self._controls.__setitem__, self._index[name])
 
     def _run_block(self, frames: int) -> None:
         self._atom_out_header[:] = self._atom_out_fill

@@ -3,7 +3,9 @@
 The id is a path to a ``.vst3`` bundle, or a bundle name (``"ZamComp"`` or
 ``"ZamComp.vst3"``) looked up in :func:`search_paths`. Parameter ranges, units and defaults
 are read from the plugin; read-only meters and program selectors are left out. Every value
-set is read back to check that the plugin took it.
+set through :meth:`~fxlib.hosts.base.Effect.set` is read back to check that the plugin took it
+(a chain confirms the ends of each learned range once, when it is built, and renders without
+reading back).
 
 Latency: pedalboard drops the first ``reported_latency_samples`` output samples after a
 reset. To keep ``process`` shape-preserving, those samples come back as leading zeros, so a
@@ -12,10 +14,11 @@ measures that delay and compensates it.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pedalboard as pb
@@ -67,6 +70,7 @@ class Vst3Effect(Effect):
     """A VST3 plugin hosted by pedalboard."""
 
     kind = "vst3"
+    reads_back = True
 
     @property
     def name(self) -> str:
@@ -107,6 +111,12 @@ class Vst3Effect(Effect):
 
     def _set(self, name: str, value: Any) -> None:
         setattr(self._plugin, name, value)
+
+    def setter(self, name: str) -> Callable[[Any], None]:
+        """The plugin's attribute setter (no read-back: see :meth:`_confirm`)."""
+        return functools.partial(setattr, self._plugin, name)
+
+    def _confirm(self, name: str, value: Any) -> None:
         got = getattr(self._plugin, name)
         param = self.params[name]
         if param.scale == "choice":
