@@ -12,6 +12,7 @@ back through :meth:`RunDir.systems`. Layout (format :data:`FORMAT`)::
     <run>/log.csv, tb/    training curves (CSV, TensorBoard)
     <run>/fixed.json      calibration: the single best fixed parameter vector (:class:`FixedSetting`)
     <run>/trim.json       calibration: output gains in dB per system (profiles with ``level_trim``)
+    <run>/baselines/      what the task's learned baselines trained (such as the neural amp model)
     <run>/results/        the evaluation tables, when written to their default place (:mod:`fxlib.paths`)
 
 Every file is written atomically. The ``.pt`` files hold only tensors and plain Python data,
@@ -147,6 +148,7 @@ class RunDir:
         self.tensorboard_dir = self.path / "tb"
         self.fixed_path = self.path / "fixed.json"
         self.trim_path = self.path / "trim.json"
+        self.baselines_dir = self.path / "baselines"
         self._record: RunRecord | None = None
         self._models: dict[bool, DeepAFx] = {}
 
@@ -320,7 +322,7 @@ class RunDir:
         systems = standard_systems(model, self.fixed())
         if baselines and self.task.baselines is not None:
             systems.update(self.task.baselines(resolve(self.record.data_root), int(model.sample_rate),
-                                               model.channels))
+                                               model.channels, self.profile, self.baselines_dir))
         return systems
 
     @staticmethod

@@ -79,7 +79,7 @@ def test_a_trained_run_is_compared_with_the_paper(tmp_path):
     assert {"deepafx", "paper-deepafx", "paper-cafx", "chain-dev-fixed", "input", "mid-anchor"} <= set(inputs["conditions"])
     virtual = comparison["virtual_listening"]
     assert len(virtual["excerpts"]) == comparisons.EXCERPTS
-    assert set(virtual["conditions"]) == {"reference", "mid-anchor", "input", "deepafx"}
+    assert set(virtual["conditions"]) == {"reference", "mid-anchor", "input", "deepafx", "neural-amp"}
     for measure, result in virtual["measures"].items():
         assert measure in comparison["passing"] and len(result["scores"]) == comparisons.EXCERPTS
-        assert {t["condition"] for t in result["tests"]} == {"mid-anchor", "input"}
+        assert {t["condition"] for t in result["tests"]} == {"mid-anchor", "input", "neural-amp"}

@@ -111,7 +111,7 @@ def test_export_from_a_trained_run(tmp_path, one_torch_thread):
     trainer = Trainer("amp", profile, tmp_path / "run", data_root=data, chain="amp-builtin", progress=False)
     calibrate(trainer.fit())
     manifest = export_stimuli(tmp_path / "stimuli", runs=[tmp_path / "run"], trials=3, seconds=2.0, seed=1)
-    systems = {HIDDEN_REFERENCE, ANCHOR, "input", "chain-default", "chain-best-fixed", "deepafx"}
+    systems = {HIDDEN_REFERENCE, ANCHOR, "input", "chain-default", "chain-best-fixed", "deepafx", "neural-amp"}
     target, _ = load_audio(data / "test" / "0004_target.wav")
     for trial in manifest["trials"]:
         assert {s["system"] for s in trial["stimuli"]} == systems
@@ -131,7 +131,8 @@ def test_export_from_a_trained_run(tmp_path, one_torch_thread):
                            protocol="paper")
     assert paper["anchor"] == "input" and paper["protocol"] == "paper"
     for trial in paper["trials"]:
-        assert {s["system"] for s in trial["stimuli"]} == {HIDDEN_REFERENCE, "input", "mid-anchor", "deepafx"}
+        assert {s["system"] for s in trial["stimuli"]} == {HIDDEN_REFERENCE, "input", "mid-anchor", "deepafx",
+                                                          "neural-amp"}
         assert len({s["gain_db"] for s in trial["stimuli"]}) == 1  # one common gain: levels kept
     with pytest.raises(SpecError, match="unknown protocol"):
         export_stimuli(tmp_path / "other", runs=[tmp_path / "run"], protocol="mushra")

@@ -88,7 +88,7 @@ def test_the_reference_is_the_median_training_master(tmp_path):
                              "d": ("test", -15.0), "e": ("valid", -14.5)})
     pair, audio = matchering.pick_reference(tmp_path, SR)
     assert pair.id == "c" and pair.split == "train" and audio.shape == (2, SR)
-    systems = get_task("mastering").baselines(tmp_path, SR, 1)
+    systems = get_task("mastering").baselines(tmp_path, SR, 1, get_task("mastering").profile("smoke"), None)
     x = music_like(1.0, 5, channels=1)
     assert systems["matchering"](x).shape == x.shape
     write_dataset(tmp_path / "none", {"a": ("test", -10.0), "b": ("valid", -10.0), "c": ("valid", -10.0)})

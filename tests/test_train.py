@@ -49,7 +49,7 @@ def test_train_cli_writes_results_table(data_root, tmp_path):
                              str(tmp_path / "run"), "--data", str(data_root), "--results", str(results),
                              "--no-progress"), check=True, capture_output=True)
     out = json.loads((results / "amp.json").read_text())
-    assert set(out["systems"]) == {"input", "chain-default", "chain-best-fixed", "deepafx"}
+    assert set(out["systems"]) == {"input", "chain-default", "chain-best-fixed", "deepafx", "neural-amp"}
     assert out["chain"] == CHAIN and out["profile"] == "smoke" and "fxlib" in out["command"]
     for row in out["systems"].values():
         assert {"loss", "mfcc_cosine", "ms_mse", "esr"} <= set(row) and all(np.isfinite(list(row.values())))
@@ -338,7 +338,7 @@ def test_stage1_keeps_defaults_at_a_bound_off_the_saturated_sigmoid(data_root, t
     u = torch.from_numpy(trainer.run.model().predict(trainer.train_set[0][0])).float()
     slope = (u * (1 - u))[:, at_bound].mean()
     if margin:
-        assert (u[:, at_bound].mean(0) - trainer.start_unit[at_bound]).abs().max() < 0.03
+        assert (u[:, at_bound].mean(0) - trainer.start_unit[at_bound]).abs().max() < margin / 2
         assert slope > 0.07
     else:
         assert slope < 0.04

@@ -275,8 +275,10 @@ def export_stimuli(out_dir: str | os.PathLike, runs: Sequence[str | os.PathLike]
     for run_name, run_systems in systems_of_runs:
         for name, system in run_systems.items():
             systems[name if len(systems_of_runs) == 1 else f"{name}-{run_name}"] = system
-    if task in TASKS and get_task(task).baselines is not None:
-        systems.update(get_task(task).baselines(root, rate, channels))
+    if task in TASKS and get_task(task).baselines is not None:  # fitted as the first run's, in its folder
+        first = RunDir(runs[0]) if runs else None
+        profile = first.profile if first else get_task(task).profile("quick")
+        systems.update(get_task(task).baselines(root, rate, channels, profile, first and first.baselines_dir))
 
     length, history = round(seconds * rate), round(preroll * rate)
     picks = draw_excerpts(dataset.targets, dataset.ids, trials, length, rate, seed)

@@ -77,9 +77,11 @@ class Profile:
         anchor: weight of an MSE term holding the parameters of the effects not yet trained
             (progressive stage 2 of a multi-effect chain) at their defaults, so that a shared
             encoder does not carry them off while the earlier effects train; 0 turns it off.
-    Baseline:
+    Baselines:
         fixed_steps: SPSA steps fitting the single best fixed parameter vector;
-        fixed_lr: their Adam learning rate (on the unit vector itself).
+        fixed_lr: their Adam learning rate (on the unit vector itself);
+        neural_steps: optimiser steps of a task's end-to-end neural baseline
+            (:mod:`fxlib.baselines.neural`), a multiple of 6.
     Inference:
         inference: how the trained model sets the chain over a whole file
             (:data:`fxlib.framing.INFERENCE`): ``"hop"``, a parameter vector per hop (the paper's);
@@ -123,6 +125,7 @@ class Profile:
     anchor: float = 1.0
     fixed_steps: int = 500
     fixed_lr: float = 1e-3
+    neural_steps: int = 300
     inference: str = "hop"
     level_trim: bool = False
 
@@ -194,7 +197,9 @@ class Task:
             ``f(output (C, T), target (C, T), input (C, T), pair, sample_rate) -> {name: value}``,
             where ``pair`` is the file's :class:`~fxlib.data.paired.Pair` (its ``info`` holds
             labels such as event times); added to :func:`fxlib.metrics.compute_all`'s.
-        baselines: optional task baselines, ``f(data_root, sample_rate, channels) -> {name: System}``,
+        baselines: optional task baselines, ``f(data_root, sample_rate, channels, profile, cache_dir) ->
+            {name: System}``, fitted on the data set's training split; ``cache_dir`` is where a
+            baseline may keep what it trains (the run folder's ``baselines/``; None: keep nothing),
             evaluated beside the standard systems (input, chain at defaults and best fixed, model).
         higher_is_better: metric names where larger is better (all others: lower is better).
         mid_anchor: how the virtual listening test builds the mid anchor from an excerpt's input and
@@ -212,7 +217,7 @@ class Task:
     profiles: dict[str, Profile] = field(default_factory=dict)
     paper_results: PaperResults | None = None
     metrics: Callable[..., dict[str, float]] | None = None
-    baselines: Callable[[Path, int, int], Mapping[str, System]] | None = None
+    baselines: Callable[[Path, int, int, "Profile", Path | None], Mapping[str, System]] | None = None
     higher_is_better: tuple[str, ...] = ()
     mid_anchor: str = "mix"
 

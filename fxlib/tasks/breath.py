@@ -76,7 +76,8 @@ def metrics(output: np.ndarray, target: np.ndarray, input: np.ndarray, pair: Pai
     return row
 
 
-def baselines(data_root: Path, sample_rate: int, channels: int) -> Mapping[str, System]:
+def baselines(data_root: Path, sample_rate: int, channels: int, profile: Profile,
+              cache_dir: Path | None) -> Mapping[str, System]:
     """``{"energy-gate": system}``: the energy gate, its threshold fitted on the training split."""
     from ..baselines.gate import fit_threshold
 

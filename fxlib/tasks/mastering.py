@@ -65,7 +65,8 @@ def metrics(output: np.ndarray, target: np.ndarray, inp: np.ndarray, pair: Pair,
             "true_peak_error_db": abs(true_peak_dbtp(output, sample_rate) - true_peak_dbtp(target, sample_rate))}
 
 
-def baselines(data_root: Path, sample_rate: int, channels: int) -> Mapping[str, System]:
+def baselines(data_root: Path, sample_rate: int, channels: int, profile: Profile,
+              cache_dir: Path | None) -> Mapping[str, System]:
     """``{"matchering": f(x (C, T)) -> y (C, T)}`` with the reference picked from the training split."""
     from ..baselines import matchering
 
