@@ -10,6 +10,7 @@ from fxlib.cli import main
 from fxlib.data import DataNotFoundError, PairedDataset, amp, midi, read_manifest
 from fxlib.data.midi import DEFAULT_SOUNDFONT, Note, Part
 from fxlib.errors import BackendUnavailableError
+from fxlib.metrics import loudness_lufs
 
 SR = 22050
 needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None or not DEFAULT_SOUNDFONT.is_file(),
@@ -68,6 +69,19 @@ def test_build_is_deterministic_and_the_target_is_processed(tmp_path):
         assert residual > 0.05, "the target is no more than a scaled copy of the input"
     amp.build(tmp_path / "c", seed=4, log=quiet, **TINY)
     assert wav_bytes(tmp_path / "c") != files
+
+
+@needs_fluidsynth
+def test_a_build_measures_itself_beside_the_papers_pairs(tmp_path):
+    """The manifest holds the set's statistics beside the paper's; the audio shows the calibration."""
+    amp.build(tmp_path, seconds=6, file_seconds=2, seed=0, log=quiet)
+    statistics = read_manifest(tmp_path).source["statistics"]
+    assert statistics["paper_examples"] == amp.PAPER_STATISTICS and statistics["this_set"]["pairs"] == 3
+    for x, y in (pair for split in ("train", "valid", "test") for pair in PairedDataset(tmp_path, split, resample=False)):
+        assert amp.DI_PEAK_DBFS[0] - 0.01 <= 20 * np.log10(np.abs(x).max()) <= amp.DI_PEAK_DBFS[1] + 0.01
+        assert loudness_lufs(y, SR) - loudness_lufs(x, SR) > 4.0  # the preamp and limiter add level, as the paper's did
+    change = statistics["this_set"]["loudness_lufs"]["change"]
+    assert change["n"] == 3 and change["min"] > 4.0
 
 
 @needs_fluidsynth

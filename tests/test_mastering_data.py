@@ -101,6 +101,9 @@ def test_build_is_deterministic_resumes_and_refuses_other_settings(tmp_path):
     assert manifest.channels == 2 and {p.split for p in manifest.pairs} == {"train", "valid", "test"}
     for pair in manifest.pairs:
         assert pair.info["master_lufs"] > pair.info["mix_lufs"] + 2  # every target is louder
+    statistics = manifest.source["statistics"]  # the set measured beside the paper's pairs
+    assert statistics["paper_examples"] == mastering.PAPER_STATISTICS and statistics["this_set"]["pairs"] == 3
+    assert statistics["this_set"]["loudness_lufs"]["change"]["min"] > 2
     (tmp_path / "b" / manifest.pairs[1].target).unlink()  # a lost file is rebuilt identically
     mastering.build(tmp_path / "b", seconds=6, song_seconds=2, seed=4, command="pytest", log=quiet)
     assert all_wav_bytes(tmp_path / "b") == files

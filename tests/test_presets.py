@@ -5,7 +5,7 @@ import pytest
 from fxlib import FxError, SpecError
 from fxlib import presets
 
-PAPER_COUNTS = {"amp-lv2": [21], "breath-lv2": [17], "mastering-lv2": [16, 33]}
+PAPER_COUNTS = {"amp-lv2": [21], "breath-lv2": [17], "mastering-lv2": [16, 33, 1]}
 
 
 def build_or_skip(name):

@@ -23,15 +23,18 @@ and bass riffs (:func:`~fxlib.data.midi.random_riff`) rendered dry by FluidSynth
 FluidR3_GM SoundFont play the DI inputs; the targets are those inputs through a tube preamp
 that is not part of any learned chain, at fixed settings (:data:`PREAMPS`): guitarix's
 JCM800 preamp (LV2) where installed, else ZamTube (VST3), else a pedalboard
-distortion-and-filters chain; the manifest records which. Every file depends only on the seed
+distortion-and-filters chain, each followed by a limiter; the manifest records which. Every file depends only on the seed
 and its index, so the same seed gives the same WAV bytes, and an interrupted build resumes.
 
-The levels are calibrated on the statistics of the paper's own amp examples (the listening
-test's pairs, :mod:`fxlib.data.stats`), never on their audio: their DI inputs peak near 0 dBFS
-(about -13 LUFS) and the preamp makes them about 7 to 9 LU louder, with peaks near 0 dBFS. Here
-the DI peaks are drawn in :data:`DI_PEAK_DBFS` and the JCM800's gain is set so that its output is
-6.5 to 9 LU louder than the DI (FluidSynth's renders are peakier than the paper's DI recordings,
-so the same peaks give quieter DI inputs, -23 to -18 LUFS).
+The target chain and the levels are calibrated on the statistics of the paper's own amp
+examples (:data:`PAPER_STATISTICS`, never their audio). The paper's targets went through a
+Universal Audio 6176 channel strip, a tube preamp followed by an 1176 limiting amplifier: they
+are 7 to 9 LU louder than the DI, peak near 0 dBFS, and their crest factor is 7 to 8 dB lower.
+So every preamp here is followed by a limiter (:data:`LIMITER`, pedalboard's, 6 dB of gain
+into a 0 dBFS ceiling), the JCM800 runs at -10 dB gain, and the DI peaks are drawn in
+:data:`DI_PEAK_DBFS`. FluidSynth's renders are peakier than the paper's DI recordings, so the same
+peaks give quieter inputs; each build writes its measured statistics beside the paper's into
+its manifest.
 
 Both write the layout of :mod:`fxlib.data.paired` under ``root``.
 """
@@ -51,33 +54,60 @@ from ..errors import FxError
 from .audio import DataError, DataNotFoundError, load_audio, save_audio
 from .download import download, extract, file_digest, progress_logger
 from .midi import BASSES, DEFAULT_SOUNDFONT, GUITARS, random_riff, synthesize
+from . import stats
 from .scripts import command_line, task_parser
 from .paired import Manifest, PairWriter, match_lengths, split_names
 
 TASK = "amp"
 #: The offline builder's version, recorded in the manifest: a data set built by another is rebuilt.
-GENERATOR = "fxlib.data.amp.build/2"
+GENERATOR = "fxlib.data.amp.build/3"
 URL = "https://zenodo.org/records/3562442/files/AudioMDPI.zip?download=1"
 ARCHIVE = "AudioMDPI.zip"
 LAYOUT = {"folder": "AudioMDPI/6176ChannelStrip", "input": "dry", "target": "preamp"}
 SAMPLE_RATE = 22050
 GX_JCM800PRE = "http://guitarix.sourceforge.net/plugins/gx_jcm800pre_#_jcm800pre_"
+#: The 6176 channel strip's limiting amplifier (an 1176) after the preamp, the same for each backend.
+LIMITER: dict[str, Any] = {"name": "limiter", "kind": "builtin", "id": "Limiter",
+                           "fixed": {"threshold_db": -6.0, "release_ms": 50.0}}
 PREAMPS: dict[str, list[dict[str, Any]]] = {
     "lv2": [{"name": "jcm800pre", "kind": "lv2", "id": GX_JCM800PRE,
-             "fixed": {"GAIN": -6.0, "WET_DRY": 100.0, "Bass": 0.5, "Middle": 0.5, "Treble": 0.5, "P6v": 0.5}}],
+             "fixed": {"GAIN": -10.0, "WET_DRY": 100.0, "Bass": 0.5, "Middle": 0.5, "Treble": 0.5, "P6v": 0.5}},
+            LIMITER],
     "vst3": [{"name": "zamtube", "kind": "vst3", "id": "ZamTube",
               "fixed": {"tube_drive": 5.0, "bass": 5.0, "mids": 5.0, "treble": 5.0, "input_level": 0.0,
-                        "tone_stack_model": "1959/81 JCM-800 Lead 100", "insane_boost": 0.0}}],
+                        "tone_stack_model": "1959/81 JCM-800 Lead 100", "insane_boost": 0.0}}, LIMITER],
     "builtin": [{"name": "hpf", "kind": "builtin", "id": "HighpassFilter", "fixed": {"cutoff_frequency_hz": 80.0}},
                 {"name": "drive", "kind": "builtin", "id": "Distortion", "fixed": {"drive_db": 18.0}},
                 {"name": "lpf", "kind": "builtin", "id": "LowpassFilter", "fixed": {"cutoff_frequency_hz": 5000.0}},
-                {"name": "trim", "kind": "builtin", "id": "Gain", "fixed": {"gain_db": -12.0}}],
+                {"name": "trim", "kind": "builtin", "id": "Gain", "fixed": {"gain_db": -12.0}}, LIMITER],
 }
-PREAMP_NAMES = {"lv2": "guitarix JCM800 preamp (LV2)", "vst3": "ZamTube (VST3)",
-                "builtin": "pedalboard high-pass, tanh distortion and low-pass (built-in)"}
-DI_PEAK_DBFS = (-8.0, -0.3)  # range of the DI inputs' peak levels, drawn per file (see the module docstring)
+PREAMP_NAMES = {"lv2": "guitarix JCM800 preamp (LV2) and a limiter", "vst3": "ZamTube (VST3) and a limiter",
+                "builtin": "pedalboard high-pass, tanh distortion, low-pass and a limiter (built-in)"}
+DI_PEAK_DBFS = (-4.0, -0.3)  # range of the DI inputs' peak levels, drawn per file (see the module docstring)
 TEMPO_BPM = (80.0, 160.0)
 BASS_SHARE = 1 / 3  # of the files
+
+#: The paper's own amp examples (the listening test's pairs, input ``_x`` and target ``_y``, at
+#: 22050 Hz) measured by :func:`fxlib.data.paper_examples.statistics`, rounded, with the command
+#: ``.venv/bin/python -c "from fxlib.data import paper_examples as pe, stats; print(stats.rounded(pe.statistics('../shared/paper-listening-test', 'amp', 22050)))"``.
+#: A constant: the builder never reads the paper's audio, and none of it is training data. Each
+#: build writes its own statistics beside it into the manifest (``source["statistics"]``).
+PAPER_STATISTICS: dict[str, Any] = {
+    "pairs": 5,
+    "loudness_lufs": {"input": {"min": -13.989, "median": -13.024, "max": -12.326, "n": 5},
+                      "target": {"min": -5.847, "median": -5.177, "max": -4.295, "n": 5},
+                      "change": {"min": 7.113, "median": 7.949, "max": 8.812, "n": 5}},
+    "true_peak_dbtp": {"input": {"min": -0.44, "median": -0.433, "max": -0.173, "n": 5},
+                       "target": {"min": -0.222, "median": 0.006, "max": 0.36, "n": 5},
+                       "change": {"min": 0.218, "median": 0.442, "max": 0.644, "n": 5}},
+    "crest_factor_db": {"change": {"min": -8.379, "median": -7.324, "max": -6.547, "n": 5}},
+    "level_range_db": {"change": {"min": -9.459, "median": -7.105, "max": -4.611, "n": 5}},
+    "broad_bands_db": {"change": {"below_150_hz": {"min": -0.717, "median": 8.127, "max": 13.487, "n": 5},
+                                  "150_hz_2_khz": {"min": -0.367, "median": -0.17, "max": 0.034, "n": 5},
+                                  "2_6_khz": {"min": 4.286, "median": 17.429, "max": 20.539, "n": 5},
+                                  "above_6_khz": {"min": 13.427, "median": 20.021, "max": 34.767, "n": 5}}},
+    "nonlinear_share_db": {"min": -7.396, "median": -5.981, "max": -5.891, "n": 5}
+}
 
 Log = Callable[[str], None]
 
@@ -144,6 +174,8 @@ def build(root: str | Path, seconds: float = 240.0, file_seconds: float = 10.0, 
             writer.add(writer.pair(pair_id, split, di.shape[1] / sample_rate, info))
             log(f"{split:5} {pair_id}: {info['riff']}, GM program {info['midi_program'] + 1}, "
                 f"{info['tempo_bpm']:.0f} bpm, peak {info['peak_dbfs']:.1f} dBFS")
+    measured = stats.rounded(stats.set_statistics(((x, y) for x, y, _ in writer.audio(sample_rate)), sample_rate))
+    writer.header.source = {**source, "statistics": {"this_set": measured, "paper_examples": PAPER_STATISTICS}}
     path = writer.finish()
     log(f"{root}: {n} pairs, {n * file_seconds:g} s of audio, target preamp {name}, "
         f"in {time.perf_counter() - start:.1f} s")

@@ -783,9 +783,8 @@ def build(root: str | Path, seconds: float = 600.0, file_seconds: float = 10.0, 
                                                                             "events": events}))
         kinds = [e["kind"] for e in events]
         log(f"{split:5} {pair_id} {voice.name}: {kinds.count('breath')} breaths, {kinds.count('pop')} pops")
-    measured = dataset_statistics(
-        ((load_audio(writer.root / p.input, sample_rate, 1)[0], load_audio(writer.root / p.target, sample_rate, 1)[0],
-          p.info["events"]) for p in writer.pairs), sample_rate)
+    measured = dataset_statistics(((x, y, pair.info["events"]) for x, y, pair in writer.audio(sample_rate)),
+                                  sample_rate)
     writer.header.source = {**source, "statistics": {"this_set": measured, "paper_examples": PAPER_STATISTICS}}
     path = writer.finish()
     log(f"{root}: {n} pairs, {n * file_seconds:g} s of audio, in {time.perf_counter() - start:.1f} s; speech "

@@ -100,6 +100,7 @@ from .audio import DataError, DataNotFoundError, convert_channels, load_audio, r
 from .download import download, extract
 from .midi import (BASSES, CLOSED_HAT, CRASH, DEFAULT_SOUNDFONT, GUITARS, KICK, OPEN_HAT, SNARE, drum_groove,
                    random_riff, synthesize)
+from . import stats
 from .scripts import command_line, task_parser
 from .paired import Manifest, PairWriter, split_names
 
@@ -153,6 +154,28 @@ REFERENCE_CHAIN: list[dict[str, Any]] = [
 # -- the download
 MANIFEST_FORMAT = 1
 MAX_OFFSET_SECONDS = 5.0
+
+#: The paper's own mastering examples (the listening test's pairs, input ``_x`` and target ``_y``, at
+#: 22050 Hz) measured by :func:`fxlib.data.paper_examples.statistics`, rounded, with the command
+#: ``.venv/bin/python -c "from fxlib.data import paper_examples as pe, stats; print(stats.rounded(pe.statistics('../shared/paper-listening-test', 'mastering', 22050)))"``.
+#: A constant: the builder never reads the paper's audio, and none of it is training data. Each
+#: build writes its own statistics beside it into the manifest (``source["statistics"]``).
+PAPER_STATISTICS: dict[str, Any] = {
+    "pairs": 7,
+    "loudness_lufs": {"input": {"min": -27.776, "median": -24.996, "max": -20.308, "n": 7},
+                      "target": {"min": -16.227, "median": -14.122, "max": -10.572, "n": 7},
+                      "change": {"min": 9.736, "median": 10.72, "max": 13.758, "n": 7}},
+    "true_peak_dbtp": {"input": {"min": -9.675, "median": -5.925, "max": -3.458, "n": 7},
+                       "target": {"min": -1.589, "median": -0.353, "max": 0.564, "n": 7},
+                       "change": {"min": 3.074, "median": 5.448, "max": 8.356, "n": 7}},
+    "crest_factor_db": {"change": {"min": -6.868, "median": -5.206, "max": -1.593, "n": 7}},
+    "level_range_db": {"change": {"min": -2.185, "median": -0.523, "max": 0.545, "n": 7}},
+    "broad_bands_db": {"change": {"below_150_hz": {"min": -0.714, "median": -0.135, "max": 2.169, "n": 7},
+                                  "150_hz_2_khz": {"min": -0.048, "median": 0.076, "max": 0.241, "n": 7},
+                                  "2_6_khz": {"min": -1.617, "median": 0.388, "max": 1.017, "n": 7},
+                                  "above_6_khz": {"min": 0.06, "median": 1.037, "max": 1.861, "n": 7}}},
+    "nonlinear_share_db": {"min": -17.782, "median": -13.684, "max": -12.818, "n": 7}
+}
 
 Log = Callable[[str], None]
 
@@ -432,6 +455,8 @@ def build(root: str | Path, seconds: float = 360.0, song_seconds: float = 12.0, 
                                    {**info, "master_targets": aims, **mastered}))
             log(f"{split:5} {pair_id}: {info['drumkit']}, mix {info['mix_lufs']:.1f} LUFS -> master "
                 f"{mastered['master_lufs']:.1f} LUFS, {mastered['master_true_peak_dbtp']:.1f} dBTP")
+    measured = stats.rounded(stats.set_statistics(((x, y) for x, y, _ in writer.audio(sample_rate)), sample_rate))
+    writer.header.source = {**source, "statistics": {"this_set": measured, "paper_examples": PAPER_STATISTICS}}
     path = writer.finish()
     log(f"{root}: {n} songs, {n * song_seconds:g} s of audio, in {time.perf_counter() - start:.1f} s")
     return path

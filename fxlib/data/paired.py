@@ -30,7 +30,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -264,6 +264,13 @@ class PairWriter:
         """Record a newly written pair and save the progress."""
         self.pairs.append(pair)
         write_manifest(self.root, replace(self.header, pairs=self.pairs), PARTIAL)
+
+    def audio(self, sample_rate: int, channels: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray, Pair]]:
+        """``(input (C, T), target (C, T), pair)`` of every pair written or reused so far, read back
+        from disk (at ``sample_rate``, ``channels``), for the statistics a builder records."""
+        for pair in self.pairs:
+            yield (load_audio(self.root / pair.input, sample_rate, channels)[0],
+                   load_audio(self.root / pair.target, sample_rate, channels)[0], pair)
 
     def finish(self) -> Path:
         """Write ``manifest.json`` (pairs in the order given) and remove the progress file."""

@@ -45,14 +45,14 @@ import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from ..atomic import atomic_output, write_json
 from .audio import ChecksumError, DataError, DataNotFoundError, load_audio, resample
 from .download import download as fetch, file_digest
-from .stats import align
+from .stats import align, set_statistics
 
 REPOSITORY = "mchijmma/DeepAFx"
 COMMIT = "5a2b189096cd3e9b6c8f350f2f9b704f45c604dd"
@@ -331,6 +331,21 @@ def load_example(example: Example, sample_rate: int | None = None,
         audio = {c: resample(a, rate, int(sample_rate)) for c, a in audio.items()}
         rate = int(sample_rate)
     return LoadedExample(example.task, example.id, rate, audio, lags)
+
+
+def statistics(folder: str | Path, task: str, sample_rate: float) -> dict[str, Any]:
+    """:func:`fxlib.data.stats.set_statistics` of the paper's own ``task`` examples (``_x`` input, ``_y`` target).
+
+    Used once per builder, to write its ``PAPER_STATISTICS``: a builder never reads the paper's audio.
+
+    Raises:
+        DataNotFoundError: no example of ``task`` in ``folder``.
+    """
+    found = [e for e in examples(folder, [task]) if {"input", "target"} <= set(e.files)]
+    if not found:
+        raise DataNotFoundError(f"{folder}: no {task} examples with an input and a target")
+    loaded = [load_example(e, int(sample_rate)).audio for e in found]
+    return set_statistics(((a["input"], a["target"]) for a in loaded), sample_rate)
 
 
 # ---------------------------------------------------------------------------- download

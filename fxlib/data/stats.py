@@ -715,3 +715,34 @@ def event_summary(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         summary[name] = ({"min": float(values.min()), "median": float(np.median(values)),
                           "max": float(values.max()), "n": int(values.size)} if values.size else None)
     return summary
+
+
+def set_statistics(pairs: Iterable[tuple[np.ndarray, np.ndarray]], sample_rate: float) -> dict[str, Any]:
+    """What describes a music task's pairs (amp, mastering): :func:`pair_statistics` summarised.
+
+    Args:
+        pairs: ``(input, target)`` audio, aligned, of one length each.
+        sample_rate: in Hz.
+
+    Returns:
+        ``{"pairs": n, "loudness_lufs", "true_peak_dbtp"}`` (each ``{"input", "target",
+        "change"}``), ``{"crest_factor_db", "level_range_db"}`` (each ``{"change"}``),
+        ``"broad_bands_db": {"change": {band: ...}}`` and ``"nonlinear_share_db"``; every number
+        as its ``{"min", "median", "max", "n"}`` over the pairs (:func:`summarise`).
+    """
+    records = []
+    for x, y in pairs:
+        s = pair_statistics(x, y, sample_rate)
+        records.append({"loudness_lufs": s["loudness_lufs"], "true_peak_dbtp": s["true_peak_dbtp"],
+                        "crest_factor_db": {"change": s["crest_factor_db"]["change"]},
+                        "level_range_db": {"change": s["level_range_db"]["change"]},
+                        "broad_bands_db": {"change": s["broad_bands_db"]["change"]},
+                        "nonlinear_share_db": s["nonlinear_share_db"]})
+    return {"pairs": len(records), **summarise(records)}
+
+
+def rounded(value: Any, digits: int = 3) -> Any:
+    """``value`` with every float rounded to ``digits`` decimals (for constants written in code)."""
+    if isinstance(value, Mapping):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    return round(value, digits) if isinstance(value, float) else value
