@@ -2,7 +2,16 @@
 
 A PyTorch reproduction of Martínez Ramírez, Wang, Smaragdis and Bryan, "Differentiable
 signal processing with black-box audio effects", ICASSP 2021.
+
+Importing fxlib sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is already set: torch's idle
+OpenMP threads then sleep instead of spinning, and so leave the cores to the render workers
+between the encoder's passes (``benchmarks/train_step.py`` times a step both ways). libgomp
+reads the variable when torch is first imported, so import fxlib before torch.
 """
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .chain import FxChain
 from .errors import (AudioFormatError, BackendUnavailableError, FxError, ParameterError, PluginNotFoundError,
                      PluginOutputError, SpecError, UnsupportedPluginError)

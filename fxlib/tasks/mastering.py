@@ -40,11 +40,18 @@ from . import PaperResults, Profile, System, Task
 #: The graphic EQ's 32 band gains (1/3 octave apart) as one curve through 6 knots, two octaves apart.
 EQ_CURVE = {r"geq\.g_\d+": 6}
 
-#: The spectral loss of the smoke and quick profiles (:class:`fxlib.losses.SpectralLoss`): no
-#: time-domain L1 term, which pulls the level down wherever the phase differs (the Calf
-#: crossovers delay the bass), and K-weighted level (dB) and octave-band level (dB) terms beside
-#: the paper's linear and log magnitudes. No peak term: the targets' maximiser holds peaks that
-#: the learned chain, which has no limiter, cannot, and with one the output came out quieter.
+#: The spectral loss of the smoke and quick profiles (:class:`fxlib.losses.SpectralLoss`), term by term:
+#:
+#: - the paper's linear and log STFT magnitudes (kept, the defaults): the tone the EQ learns;
+#: - ``w_time`` 0: the time-domain L1 term is dropped, because the Calf crossovers' all-pass
+#:   phase delays the bass, and the term then pulls the level down wherever the phase differs;
+#: - ``w_loudness`` 0.5: K-weighted level (dB), which the limiter's threshold and the makeup
+#:   gains answer to; the magnitude terms alone weigh a level error too lightly at the quiet
+#:   sections the multiband compressor has to lift;
+#: - ``w_bands`` 0.1: octave-band level (dB), the spectral balance between bands, which the
+#:   compressor's makeups and the EQ's six knots set;
+#: - no peak term: the learned limiter holds the peaks at its threshold, so the level term already
+#:   fixes them; the true-peak error is measured, not trained on.
 LOSS_OPTIONS = {"w_time": 0.0, "w_loudness": 0.5, "w_bands": 0.1}
 
 
@@ -76,7 +83,7 @@ def baselines(data_root: Path, sample_rate: int, channels: int, profile: Profile
 
 TASK = Task(
     name="mastering",
-    description="Automatic music mastering with a multiband compressor and a graphic EQ (paper section 4.3)",
+    description="Automatic music mastering with a multiband compressor, a graphic EQ and a limiter (paper section 4.3)",
     chains=("mastering-lv2", "mastering-vst3", "mastering-builtin"),
     sample_rate=22050,
     channels=1,
