@@ -95,7 +95,7 @@ HIDDEN_REFERENCE = ("an intrusive measure compares each condition with the targe
 
 def _require(module: str, measure: str) -> Any:
     """Import ``module`` for ``measure``, or raise :class:`~fxlib.errors.MissingPackageError` with its pip line."""
-    return require(module, measure, PACKAGES[module])
+    return require(module, measure, PACKAGES[module.partition(".")[0]])
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -127,6 +127,12 @@ def test_a_missing_package_names_the_pip_line(monkeypatch):
     listeners._visqol.cache_clear()
 
 
+def test_a_missing_submodule_names_its_packages_pip_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "speechmos.dnsmos", None)  # import speechmos.dnsmos now raises ImportError
+    with pytest.raises(MissingPackageError, match=r"pip install speechmos==0\.0\.1\.1"):
+        listeners.MEASURES["dnsmos_ovrl"](music(0.5), music(0.5), SR)
+
+
 def test_measures_check_their_inputs():
     x = music(0.5)
     with pytest.raises(AudioFormatError, match="lsd_db: test has .* samples but reference has"):
