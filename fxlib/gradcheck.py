@@ -4,7 +4,9 @@ The numpy effects of :mod:`fxlib.reference_fx` run as black boxes through
 :class:`~fxlib.layer.BlackBoxFx` (SPSA or central finite differences), and their torch twins give
 the exact gradient by autograd, so the estimators can be measured: :func:`black_box_gradient`
 against :func:`autodiff_gradient` on :func:`reference_problem`, and :func:`spsa_error` over the
-number of draws K and the step epsilon. The tour notebook shows them.
+number of draws K and the step epsilon. On a real plugin chain (:func:`chain_problem`) there is
+no exact gradient: :func:`spsa_cosine` measures SPSA against central finite differences, the
+direction that matters to a gradient step. The tour notebook and the amp notebook show them.
 """
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .chain import FxChain
 from .layer import BlackBoxFx
-from .reference_fx import EFFECTS, chain_spec as reference_spec, render_torch
+from .presets import chain_spec as preset_spec
+from .reference_fx import EFFECTS, chain_spec as reference_spec, demo_phrase, render_torch
 
 REFERENCE_EFFECTS = ("gain", "lowpass", "soft_clip")
 
@@ -39,6 +43,32 @@ def reference_problem(seconds: float = 0.25, sample_rate: int = 22050, seed: int
             "params": [EFFECTS[n][1] for n in REFERENCE_EFFECTS]}
 
 
+def chain_problem(chain: str = "amp-builtin", seconds: float = 0.5, seed: int = 0,
+                  spread: float = 0.25) -> dict[str, Any]:
+    """The regression problem of :func:`reference_problem` through a preset chain of real plugins.
+
+    The audio is a seeded plucked-string phrase (:func:`fxlib.reference_fx.demo_phrase`) at the
+    chain's rate, on each of its channels; ``u_target`` and ``u`` are the chain's defaults moved
+    by seeded offsets of up to ``spread`` (clipped to [0.05, 0.95]); the target is the chain's
+    render at ``u_target``. The loss is the mean squared error.
+
+    Returns:
+        :func:`reference_problem`'s keys, and ``"spec"``: the chain's spec.
+    """
+    spec = preset_spec(chain)
+    rng = np.random.default_rng(seed)
+    with FxChain.from_spec(spec) as fx:
+        default, sr, channels, names = fx.default_unit(), int(fx.sample_rate), fx.channels, list(fx.names)
+        params = list(fx.params)
+        phrase = np.repeat(demo_phrase(seconds, sr, seed, peak_dbfs=-10.0), channels, axis=0)
+        moved = [np.clip(default + rng.uniform(-spread, spread, default.shape), 0.05, 0.95) for _ in range(2)]
+        target = fx.process(phrase, moved[0])
+    return {"audio": torch.from_numpy(phrase.astype(np.float64))[None],
+            "target": torch.from_numpy(target.astype(np.float64))[None],
+            "u": torch.from_numpy(moved[1])[None], "u_target": torch.from_numpy(moved[0])[None],
+            "sample_rate": sr, "names": names, "params": params, "spec": spec}
+
+
 def autodiff_gradient(problem: dict[str, Any]) -> np.ndarray:
     """The exact gradient ``dL/du`` ``(P,)`` by torch autograd through the torch twins."""
     u = problem["u"].clone().requires_grad_(True)
@@ -58,8 +88,7 @@ def black_box_gradient(problem: dict[str, Any], method: str = "spsa", draws: int
     """
     own = layer is None
     if own:
-        spec = reference_spec(REFERENCE_EFFECTS, problem["sample_rate"])
-        layer = BlackBoxFx(spec, workers=1, mode="clip", method=method, draws=draws, epsilon=epsilon, seed=seed,
+        layer = BlackBoxFx(_spec(problem), workers=1, mode="clip", method=method, draws=draws, epsilon=epsilon, seed=seed,
                            inline=True)
     try:
         u = problem["u"].clone().requires_grad_(True)
@@ -69,6 +98,38 @@ def black_box_gradient(problem: dict[str, Any], method: str = "spsa", draws: int
     finally:
         if own:
             layer.close()
+
+
+def _spec(problem: dict[str, Any]) -> dict:
+    """The chain a problem renders through: its own spec, or the reference effects."""
+    return problem.get("spec") or reference_spec(REFERENCE_EFFECTS, problem["sample_rate"])
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """The cosine of the angle between two gradient vectors (1: the same direction)."""
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def spsa_cosine(problem: dict[str, Any], draws: Sequence[int] = (1, 2, 4, 8, 16, 32),
+                epsilons: Sequence[float] = (0.001, 0.01, 0.1), trials: int = 5,
+                fd_epsilon: float = 0.01) -> np.ndarray:
+    """Mean cosine between SPSA estimates and central finite differences (step ``fd_epsilon``).
+
+    For chains of real plugins, where no exact gradient exists (:func:`chain_problem`).
+
+    Returns:
+        ``(len(epsilons), len(draws))``, each the mean over ``trials`` estimates.
+    """
+    reference = black_box_gradient(problem, method="fd", epsilon=fd_epsilon)
+    spec = _spec(problem)
+    out = np.zeros((len(epsilons), len(draws)))
+    for i, eps in enumerate(epsilons):
+        for j, k in enumerate(draws):
+            with BlackBoxFx(spec, workers=1, mode="clip", draws=k, epsilon=eps, seed=1000 * i + j,
+                            inline=True) as layer:
+                out[i, j] = np.mean([cosine(black_box_gradient(problem, layer=layer), reference)
+                                     for _ in range(trials)])
+    return out
 
 
 def relative_error(estimate: np.ndarray, exact: np.ndarray) -> float:
@@ -84,7 +145,7 @@ def spsa_error(problem: dict[str, Any], draws: Sequence[int] = (1, 2, 4, 8, 16, 
         ``(len(epsilons), len(draws))``.
     """
     exact = autodiff_gradient(problem)
-    spec = reference_spec(REFERENCE_EFFECTS, problem["sample_rate"])
+    spec = _spec(problem)
     errors = np.zeros((len(epsilons), len(draws)))
     for i, eps in enumerate(epsilons):
         for j, k in enumerate(draws):

@@ -4,13 +4,16 @@ The task notebooks stay thin: narrative markdown, a ``parameters`` cell, a call 
 experiment layer (:func:`fxlib.experiment.run_task`, :func:`fxlib.experiment.examples`), and
 these: the results table (:func:`show_results`, :func:`summary`), audio players
 (:func:`players`), spectrograms with labelled events, parameter curves in their units, the
-predicted EQ, loudness over time and the long-term spectrum, each returned as a matplotlib
-figure that :func:`show` displays and saves.
+predicted EQ on a frequency axis, loudness over time and the long-term spectrum, the training
+curve (:func:`plot_training`) and a chart of the results (:func:`plot_results`), each returned as a
+matplotlib figure that :func:`show` displays and saves.
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -19,11 +22,12 @@ import numpy as np
 from .atomic import atomic_output
 from .chain import FxChain
 from .errors import SpecError
-from .evaluate import badness
+from .evaluate import CLOSER_TO_ZERO, badness, direction_note
 from .experiment import Example
 from .metrics import loudness_lufs
 from .params import Param
 from .paths import resolve
+from .rundir import RunDir
 from .tasks import get_task
 
 
@@ -169,22 +173,65 @@ def eq_band_names(chain_spec: Mapping, effect: str = "geq") -> list[str]:
     return bands
 
 
+def band_centres_hz(bands: Sequence[str]) -> np.ndarray | None:
+    """The centre frequencies (Hz) of graphic-EQ band gains named ``"<effect>.<name>"``, or None.
+
+    Read from the name where it holds one (the built-in ``gain_db_125hz``); LSP's
+    ``graph_equalizer_x32`` numbers its bands ``g_0`` .. ``g_31``, a third of an octave apart from
+    16 Hz (its port names, "Band gain 16" .. "Band gain 20000"): ``1000 * 2 ** ((k - 18) / 3)``.
+    """
+    centres = []
+    for band in bands:
+        name = band.split(".", 1)[-1]
+        in_name = re.search(r"(\d+(?:\.\d+)?)\s*hz", name, re.IGNORECASE)
+        numbered = re.fullmatch(r"g_(\d+)", name)
+        if in_name:
+            centres.append(float(in_name.group(1)))
+        elif numbered and len(bands) == 32:
+            centres.append(1000.0 * 2.0 ** ((int(numbered.group(1)) - 18) / 3))
+        else:
+            return None
+    return np.array(centres)
+
+
 def plot_eq(example: Example, effect: str = "geq") -> Any:
-    """The predicted EQ: band gains (dB) over time as an image, and their mean over the excerpt."""
+    """The predicted EQ: band gains (dB) over time as an image, and their mean over the excerpt on
+    a frequency axis (the bands' centres, :func:`band_centres_hz`) over the long-term spectra of
+    the input and the target (dB, relative to the target's peak), which the EQ moves one towards
+    the other."""
     import matplotlib.pyplot as plt
+    from scipy.signal import welch
 
     bands = eq_band_names(example.chain_spec, effect)
+    centres = band_centres_hz(bands)
+    where = centres if centres is not None else np.arange(len(bands))
     times, all_curves = curves(example.chain_spec, example.u, example.frame)
     gains = np.stack([all_curves[b][0] for b in bands])  # (bands, N) in dB
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6))
-    image = top.pcolormesh(times, np.arange(len(bands)), gains, shading="auto", cmap="coolwarm",
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5))
+    image = top.pcolormesh(times, where, gains, shading="nearest", cmap="coolwarm",
                            vmin=-np.abs(gains).max(), vmax=np.abs(gains).max())
-    top.set(title=f"{example.id}: predicted EQ band gains over time", xlabel="time (s)", ylabel="band")
+    top.set(title=f"{example.id}: predicted EQ band gains over time", xlabel="time (s)",
+            ylabel="band centre (Hz)" if centres is not None else "band")
     fig.colorbar(image, ax=top, label="gain (dB)")
-    bottom.plot(np.arange(len(bands)), gains.mean(1), marker="o")
+    bottom.plot(where, gains.mean(1), marker="o", color="C3", label="EQ gain, mean over the excerpt")
     bottom.axhline(0, color="grey", lw=0.5)
-    bottom.set_xticks(np.arange(len(bands)), [b.split(".", 1)[1] for b in bands], rotation=90, fontsize="x-small")
-    bottom.set(title="mean over the excerpt", ylabel="gain (dB)")
+    bottom.set(title="the predicted EQ over the long-term spectra", ylabel="gain (dB)")
+    if centres is None:
+        bottom.set_xticks(where, [b.split(".", 1)[1] for b in bands], rotation=90, fontsize="x-small")
+    else:
+        top.set_yscale("log")
+        bottom.set_xscale("log")
+        bottom.set_xlabel("frequency (Hz)")
+        spectra = bottom.twinx()
+        peak = None
+        for name, style in (("target", "-"), ("input", ":")):
+            freqs, power = welch(example.audio[name].mean(0), fs=example.sample_rate, nperseg=4096)
+            level = 10 * np.log10(power[1:] + 1e-20)
+            peak = level.max() if peak is None else peak
+            spectra.plot(freqs[1:], level - peak, style, color="grey", lw=1, label=f"{name} spectrum")
+        spectra.set(ylabel="spectrum (dB re target peak)")
+        spectra.legend(loc="lower left", fontsize="small")
+    bottom.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     return fig
 
@@ -213,6 +260,84 @@ def plot_loudness_spectrum(example: Example) -> Any:
     right.set(title="long-term average spectrum", xlabel="frequency (Hz)", ylabel="power (dB/Hz)")
     left.legend(fontsize="small")
     right.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_training(run: str | os.PathLike | RunDir) -> Any:
+    """A run's training curve (its ``log.csv``): the training and validation loss per epoch against
+    the optimiser step, stage 1 (the regression to the defaults, MSE) beside stage 2 (the
+    spectral loss through the effects, one phase per effect added), with the phase boundaries and
+    the learning-rate drops marked."""
+    import matplotlib.pyplot as plt
+
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    if not run.log_path.is_file():
+        raise SpecError(f"{run.path} has no training log (log.csv): has it been trained?")
+    with run.log_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise SpecError(f"{run.log_path} holds no epoch yet")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 3]})
+    for ax, stage in zip(axes, ("stage1", "stage2")):
+        mine = [r for r in rows if r["phase"].startswith(stage)]
+        if not mine:
+            ax.set_axis_off()
+            continue
+        steps = np.array([int(r["global_step"]) for r in mine])
+        for key, style in (("train_loss", "-"), ("valid_loss", "o-")):
+            ax.plot(steps, [float(r[key]) for r in mine], style, ms=3, label=key.replace("_", " "))
+        phases = list(dict.fromkeys(r["phase"] for r in mine))
+        for phase in phases[1:]:
+            start = min(int(r["global_step"]) for r in mine if r["phase"] == phase)
+            ax.axvline(start, color="grey", ls="--", lw=0.8)
+            ax.text(start, 1.0, f" {phase}", transform=ax.get_xaxis_transform(), va="top", fontsize="small")
+        drops = [int(b["global_step"]) for a, b in zip(mine, mine[1:])
+                 if a["phase"] == b["phase"] and float(b["lr"]) < float(a["lr"])]
+        for i, step in enumerate(drops):
+            ax.axvline(step, color="C2", ls=":", lw=0.8, label="learning rate lowered" if i == 0 else None)
+        ax.set(title=f"{stage} ({'MSE to the defaults' if stage == 'stage1' else 'spectral loss, ' + phases[0]})",
+               xlabel="optimiser step", ylabel="loss", yscale="log")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{run.record.task}, {run.record.chain}, {run.record.profile} profile, seed {run.record.seed}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_results(results: Mapping[str, Any], metrics: Sequence[str] | None = None) -> Any:
+    """A chart of a results table (``<task>.json``): one panel per metric, a bar per system, the
+    best system's bar dark, with the direction of better in each title (:func:`fxlib.evaluate.badness`).
+
+    Args:
+        metrics: the metrics to show (default: every metric of the ``deepafx`` row).
+    """
+    import matplotlib.pyplot as plt
+
+    systems = results["systems"]
+    higher = get_task(results["task"]).higher_is_better
+    metrics = list(metrics or systems["deepafx"])
+    unknown = [m for m in metrics if m not in systems["deepafx"]]
+    if unknown:
+        raise SpecError(f"the results have no metric {unknown[0]!r}; metrics: {list(systems['deepafx'])}")
+    columns = min(4, len(metrics))
+    rows = -(-len(metrics) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 0.35 * len(systems) * rows + 1.2 * rows),
+                             squeeze=False)
+    names = list(systems)
+    for ax, metric in zip(axes.flat, metrics):
+        values = np.array([systems[s][metric] for s in names], dtype=float)
+        shown = np.where(np.isfinite(values), values, np.nan)
+        best = min(range(len(names)), key=lambda i: badness(metric, values[i], higher) if np.isfinite(values[i])
+                   else math.inf)
+        ax.barh(names, shown, color="C0", alpha=0.4)
+        ax.barh([names[best]], [shown[best]], color="C0")
+        ax.invert_yaxis()
+        way = "higher" if metric in higher else "closer to 0" if metric in CLOSER_TO_ZERO else "lower"
+        ax.set_title(f"{metric}\n({way} is better)", fontsize="medium")
+        ax.tick_params(axis="y", labelsize="small")
+    for ax in axes.flat[len(metrics):]:
+        ax.set_axis_off()
+    fig.suptitle(f"{results['task']} test split: {direction_note(higher)}", fontsize="small")
     fig.tight_layout()
     return fig
 

@@ -22,7 +22,8 @@ from .chain import FxChain
 from .data.audio import convert_channels, wav_bytes
 from .errors import FxError
 from .experiment import Example, examples
-from .gradcheck import autodiff_gradient, black_box_gradient, reference_problem, relative_error, spsa_error
+from .gradcheck import (autodiff_gradient, black_box_gradient, reference_problem, relative_error, spsa_cosine,
+                        spsa_error)
 from .paths import run_dir as run_dir_of
 from .plots import curves, display_value, plot_curves, spectrogram
 from .presets import CHAINS, load_chain
@@ -160,6 +161,25 @@ class ChainExplorer:
         fig.colorbar(image, ax=axes, label="dBFS")
         _show_figure(self.plots, fig)
         return output
+
+
+def plot_spsa_cosine(problem: dict[str, Any], draws: Sequence[int] = (1, 2, 4, 8, 16, 32),
+                     epsilons: Sequence[float] = (0.001, 0.01, 0.1), trials: int = 5) -> Any:
+    """Gradient quality on a real plugin chain: the cosine of SPSA against central finite
+    differences versus K, one line per epsilon (:func:`fxlib.gradcheck.spsa_cosine`)."""
+    import matplotlib.pyplot as plt
+
+    cosines = spsa_cosine(problem, draws, epsilons, trials)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for eps, row in zip(epsilons, cosines):
+        ax.semilogx(draws, row, marker="o", label=f"epsilon {eps:g}", base=2)
+    ax.axhline(1.0, color="grey", lw=0.5)
+    chain = problem.get("spec", {}).get("name") or "the chain"
+    ax.set(xlabel="draws K", ylabel="cosine to finite differences", ylim=(min(0.0, cosines.min() - 0.05), 1.05),
+           title=f"SPSA direction on {chain}, {len(problem['names'])} controls (mean of {trials})")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
 
 
 def plot_spsa_error(problem: dict[str, Any], draws: Sequence[int] = (1, 2, 4, 8, 16, 32),

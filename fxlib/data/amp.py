@@ -59,7 +59,8 @@ from .scripts import command_line, task_parser
 from .paired import Manifest, PairWriter, match_lengths, split_names
 
 TASK = "amp"
-#: The offline builder's version, recorded in the manifest: a data set built by another is rebuilt.
+#: The offline builder's version, recorded in the manifest: training refuses a set built by another
+#: (:meth:`fxlib.tasks.Task.ensure_data` says to delete it and build it again).
 GENERATOR = "fxlib.data.amp.build/3"
 URL = "https://zenodo.org/records/3562442/files/AudioMDPI.zip?download=1"
 ARCHIVE = "AudioMDPI.zip"

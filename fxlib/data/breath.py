@@ -116,7 +116,8 @@ from .paired import Manifest, PairWriter, match_lengths, split_names
 from .scripts import command_line, task_parser
 
 TASK = "breath"
-#: The offline builder's version, recorded in the manifest: a data set built by another is rebuilt.
+#: The offline builder's version, recorded in the manifest: training refuses a set built by another
+#: (:meth:`fxlib.tasks.Task.ensure_data` says to delete it and build it again).
 GENERATOR = "fxlib.data.breath.build/3"
 URL = "https://zenodo.org/records/4660670/files/daps.tar.gz?download=1"
 ARCHIVE = "daps.tar.gz"

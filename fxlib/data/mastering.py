@@ -105,7 +105,8 @@ from .scripts import command_line, task_parser
 from .paired import Manifest, PairWriter, split_names
 
 TASK = "mastering"
-#: The offline builder's version, recorded in the manifest: a data set built by another is rebuilt.
+#: The offline builder's version, recorded in the manifest: training refuses a set built by another
+#: (:meth:`fxlib.tasks.Task.ensure_data` says to delete it and build it again).
 GENERATOR = "fxlib.data.mastering.build/2"
 SAMPLE_RATE = 22050
 CHANNELS = 2  # the files on disk are stereo
