@@ -8,6 +8,9 @@
     fxlib train --task amp --profile quick           train, calibrate, evaluate into runs/amp-quick
     fxlib evaluate --run runs/amp-quick              evaluate a trained run again
     fxlib process --run runs/amp-quick in.wav out.wav   process a file with a trained model
+    fxlib process --pretrained amp in.wav out.wav        ... with a model shipped with fxlib
+    fxlib export --run runs/amp-quick --to DIR          write a run's model alone (model.pt, record.json)
+    fxlib transfer --before RUN --after RUN          two runs scored on the paper's inputs (data before/after)
     fxlib data amp build|download ...                build or download a task's dataset
     fxlib data paper-examples download|list ...      the paper's listening-test stimuli (data/paper-examples)
     fxlib reproduce [--profile quick] [--tasks ...]  the batch reproduction into paper/ (make reproduce)
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import shlex
@@ -31,7 +35,7 @@ import numpy as np
 from . import paths, presets
 from .atomic import write_json
 from .data.audio import save_audio
-from .errors import FxError
+from .errors import FxError, SpecError
 from .hosts import KINDS, backend, load_effect
 from .hosts.builtin import BUILTINS
 from .hosts.vst3 import installed_bundles
@@ -170,11 +174,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_process(args: argparse.Namespace) -> int:
-    from .data.audio import load_audio
+def cmd_export(args: argparse.Namespace) -> int:
     from .rundir import RunDir
 
-    model = RunDir(_cwd_path(args.run)).model()
+    results = None
+    if args.results:
+        path = _cwd_path(args.results)
+        try:
+            results = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise SpecError(f"--results {args.results}: not a readable results table ({e})") from e
+    folder = RunDir(_cwd_path(args.run)).export_model(_cwd_path(args.to), results)
+    print(f"wrote {folder}/model.pt and record.json")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from .comparisons import transfer
+
+    result = transfer(_cwd_path(args.before), _cwd_path(args.after), _cwd_path(args.results))
+    for measure, medians in result["medians"].items():
+        print(measure, ", ".join(f"{c} {v:.3f}" for c, v in medians.items() if v is not None))
+    return 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from .data.audio import load_audio
+    from .model import DeepAFx
+    from .rundir import RunDir
+
+    model = DeepAFx.pretrained(args.pretrained) if args.pretrained else RunDir(_cwd_path(args.run)).model()
     audio, _ = load_audio(args.input, int(model.sample_rate), model.channels)
     out, u = model.process(audio)
     save_audio(args.output, out, int(model.sample_rate))
@@ -259,11 +288,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("process", help="process an audio file with a trained model")
-    p.add_argument("--run", required=True, help="the run folder of the trained model")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="the run folder of the trained model")
+    which.add_argument("--pretrained", metavar="NAME", help="a model shipped with fxlib: "
+                       "amp, amp-builtin, breath or mastering (fxlib/models/)")
     p.add_argument("input", help="audio file (WAV, FLAC, OGG or MP3)")
     p.add_argument("output", help="audio file to write (WAV or FLAC)")
     p.add_argument("--curves", help="also write the parameter curves as CSV")
     p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("export", help="write a run's trained model alone (model.pt, record.json), to ship or share")
+    p.add_argument("--run", required=True, help="the run folder of the trained model")
+    p.add_argument("--to", required=True, help="the folder to write (fxlib/models/<name> ships it with fxlib)")
+    p.add_argument("--results", help="the run's evaluation table (<task>.json) whose test metrics go in the record")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("transfer", help="score two runs of a task (offline data before and after a recalibration) "
+                                        "on the paper's inputs, into the results' paper_comparison")
+    p.add_argument("--before", required=True, help="the run trained on the earlier data set")
+    p.add_argument("--after", required=True, help="the run trained on the current data set")
+    p.add_argument("--results", default=str(paths.PAPER / "results"), help="the folder of <task>.json (default paper/results)")
+    p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("data", help="build or download a task's dataset (see `fxlib data amp --help`), or fetch "
                                     "the paper's listening-test stimuli (`fxlib data paper-examples --help`)")

@@ -19,6 +19,11 @@ The paper's evidence is a listening test, and the authors published about half o
    of ``deepafx`` against every other condition with Bonferroni correction (the paper's tests).
 
 A task with no validated measure says so and has no virtual test.
+
+:func:`transfer` adds ``transfer``: two runs of a task, trained on two versions of its offline
+stand-in (before and after a recalibration of the builder), each through the paper's inputs and
+scored by the task's whole panel, beside the unprocessed input and the paper's DeepAFx: how
+much closer a model trained only on the stand-in comes to the paper's on the paper's own audio.
 """
 from __future__ import annotations
 
@@ -215,6 +220,59 @@ def virtual_listening(run: RunDir, measures: Sequence[str], seed: int = 0) -> di
             "conditions": conditions, "measures": results, "seconds": round(time.perf_counter() - start_time, 1)}
 
 
+def transfer(before: RunDir | str, after: RunDir | str, results_dir: str | Path) -> dict[str, Any]:
+    """Score two runs of one task on the paper's inputs and add it to ``<results_dir>/<task>.json``
+    under ``paper_comparison["transfer"]`` (written atomically).
+
+    Returns:
+        ``{"runs": {"before", "after": {"run", "data", "generator", "commit"}}, "measures",
+        "medians": {measure: {"input", "paper-deepafx", "before", "after": median}},
+        "scores": {measure: {example: {condition: value}}}}``; the reference is the paper's target.
+
+    Raises:
+        FileNotFoundError: no results file, or the paper's stimuli are not here.
+        FxError: the runs are of different tasks or sample rates.
+    """
+    runs = {name: r if isinstance(r, RunDir) else RunDir(r) for name, r in (("before", before), ("after", after))}
+    task = runs["after"].record.task
+    if runs["before"].record.task != task:
+        raise FxError(f"transfer: the runs are of tasks {runs['before'].record.task!r} and {task!r}")
+    rate = int(runs["after"].model().sample_rate)
+    if int(runs["before"].model().sample_rate) != rate:
+        raise FxError("transfer: the runs' models run at different sample rates")
+    path = resolve(results_dir) / f"{task}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; evaluate the run first (fxlib evaluate --run "
+                                f"{runs['after'].path})")
+    folder = paper_examples_folder(task)
+    if folder is None:
+        raise FileNotFoundError("the paper's stimuli are not here: fxlib data paper-examples download")
+    loaded = [load_example(e, rate) for e in examples(folder, [task])]
+    measures = list(PANELS[task])
+    scores: dict[str, dict[str, dict[str, float | None]]] = {m: {} for m in measures}
+    for e in loaded:
+        x, reference = e.audio["input"], e.audio["target"]
+        outputs = {"input": x, "paper-deepafx": e.audio["deepafx"],
+                   **{name: r.model().process(x)[0] for name, r in runs.items()}}
+        for m in measures:
+            scores[m][str(e.id)] = {c: _score(m, a, reference, rate, x) for c, a in outputs.items()}
+    conditions = ["input", "paper-deepafx", "before", "after"]
+    result = {"runs": {name: {"run": str(r.path.name), "data": r.record.data_root, "commit": r.record.commit,
+                              "generator": _generator(r)} for name, r in runs.items()},
+              "measures": {m: {"higher_is_better": MEASURES[m].higher_is_better} for m in measures},
+              "medians": {m: _medians(table, conditions) for m, table in scores.items()}, "scores": scores}
+    results = json.loads(path.read_text())
+    comparison = {**results.get("paper_comparison", {}), "transfer": result}
+    write_json(path, {**results, "paper_comparison": comparison})
+    return result
+
+
+def _generator(run: RunDir) -> str | None:
+    """The offline builder version that made a run's data set (None for downloaded data)."""
+    manifest = resolve(run.record.data_root) / "manifest.json"
+    return json.loads(manifest.read_text()).get("params", {}).get("generator") if manifest.is_file() else None
+
+
 def compare_with_paper(run: RunDir | str, results_dir: str | Path, progress: bool = False) -> dict[str, Any]:
     """Validate the listeners on the paper's stimuli, score ours on its inputs, run the virtual test,
     and add all of it to ``<results_dir>/<task>.json`` under ``paper_comparison`` (written atomically).
@@ -250,5 +308,7 @@ def compare_with_paper(run: RunDir | str, results_dir: str | Path, progress: boo
                                   f"{task} conditions as designed, so no measure stands in for listeners and "
                                   "there is no virtual listening test")
     results = json.loads(path.read_text())
+    if "transfer" in results.get("paper_comparison", {}):  # measured apart (:func:`transfer`): kept
+        comparison["transfer"] = results["paper_comparison"]["transfer"]
     write_json(path, {**results, "paper_comparison": comparison})
     return comparison

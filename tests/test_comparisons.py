@@ -83,3 +83,35 @@ def test_a_trained_run_is_compared_with_the_paper(tmp_path):
     for measure, result in virtual["measures"].items():
         assert measure in comparison["passing"] and len(result["scores"]) == comparisons.EXCERPTS
         assert {t["condition"] for t in result["tests"]} == {"mid-anchor", "input", "neural-amp"}
+
+
+def untrained_run(folder: Path, task: str = "amp", seed: int = 0) -> RunDir:
+    import torch
+
+    torch.manual_seed(seed)
+    model = DeepAFx(chain_spec("amp-builtin"), {"backbone": "small"}, 4096, 1024)
+    run = RunDir(folder)
+    run.start(RunRecord(task, "smoke", {}, "amp-builtin", model.config(), "data/amp", seed))
+    run.save_best(model.encoder.state_dict(), epoch=1)
+    return run
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"the paper's stimuli are not at {SHARED}")
+def test_transfer_scores_two_runs_on_the_papers_inputs_and_keeps_the_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(comparisons, "paper_examples_folder", lambda task: SHARED)
+    before, after = untrained_run(tmp_path / "before", seed=1), untrained_run(tmp_path / "after", seed=2)
+    write_json(tmp_path / "results" / "amp.json", {"task": "amp", "systems": {"deepafx": {"loss": 1.0}},
+                                                   "paper_comparison": {"passing": ["lsd"]}})
+    result = comparisons.transfer(before, after, tmp_path / "results")
+    assert set(result["runs"]) == {"before", "after"} and result["runs"]["after"]["run"] == "after"
+    for measure, medians in result["medians"].items():
+        assert set(medians) == {"input", "paper-deepafx", "before", "after"} and medians["before"] != medians["after"]
+        assert len(result["scores"][measure]) == 5
+    written = json.loads((tmp_path / "results" / "amp.json").read_text())
+    assert written["paper_comparison"] == {"passing": ["lsd"], "transfer": result} and written["systems"]
+    monkeypatch.setattr(comparisons, "paper_examples_folder", lambda task: None)
+    comparison = comparisons.compare_with_paper(after, tmp_path / "results")  # a new comparison keeps it
+    assert json.loads((tmp_path / "results" / "amp.json").read_text())["paper_comparison"] == {**comparison,
+                                                                                                 "transfer": result}
+    with pytest.raises(FxError, match="tasks 'breath' and 'amp'"):
+        comparisons.transfer(untrained_run(tmp_path / "breath", task="breath"), after, tmp_path / "results")
