@@ -8,13 +8,20 @@ centred on that hop (``"hop"``, the paper's time-varying parameters) or their me
 (``"song"``, :data:`~fxlib.framing.INFERENCE`), the chain streaming through the file so its state
 carries across hops, the chain's latency compensated, and an optional gain after the chain
 (``trim_db``, a calibration measured after training, :mod:`fxlib.calibrate`).
+
+A model also saves alone (:meth:`DeepAFx.save`, :meth:`DeepAFx.load`: its config, encoder
+weights and output gain, tensors and plain data only). The models shipped with fxlib are saved
+this way in ``fxlib/models/<name>/model.pt`` (:meth:`DeepAFx.pretrained`), each beside the
+``record.json`` of the run that trained it (:meth:`fxlib.rundir.RunDir.export_model`).
 """
 from __future__ import annotations
 
 import csv
 import os
+import pickle
 import re
 import warnings
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -27,6 +34,11 @@ from .encoder import Encoder
 from .errors import AudioFormatError, SpecError
 from .framing import INFERENCE, context_lead, window
 from .hosts import check_audio
+
+#: Where the shipped models live: ``<name>/model.pt`` and ``<name>/record.json``.
+MODELS_DIR = Path(__file__).parent / "models"
+#: The layout of a saved model (:meth:`DeepAFx.save`); a file of another one is refused.
+MODEL_FORMAT = 1
 
 
 class DeepAFx(nn.Module):
@@ -98,6 +110,50 @@ class DeepAFx(nn.Module):
         return cls(config["chain_spec"], config["encoder_config"], config["context"], config["frame"],
                    config["inference"], trim_db)
 
+    # -- saved models ----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model alone to ``path`` (atomically): config, encoder weights and ``trim_db``,
+        tensors and plain data only, so that :meth:`load` reads it with ``weights_only=True``."""
+        with atomic_output(path) as tmp:
+            torch.save({"format": MODEL_FORMAT, "config": self.config(), "trim_db": self.trim_db,
+                        "encoder": self.encoder.state_dict()}, tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DeepAFx":
+        """The model :meth:`save` wrote to ``path``, on the CPU, in eval mode.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            SpecError: the file is not a saved model of this format (cut short, another kind of
+                checkpoint, or objects other than tensors and plain data, which are not unpickled).
+        """
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+            raise SpecError(f"{path} is not a readable fxlib model (cut short, or holding objects other than "
+                            f"tensors and plain data): {str(e).splitlines()[0]}") from e
+        if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise SpecError(f"{path} is not an fxlib model of format {MODEL_FORMAT} (found {found!r}); "
+                            "a run folder's checkpoint loads through fxlib.rundir.RunDir(folder).model()")
+        model = cls.from_config(state["config"], state["trim_db"])
+        model.encoder.load_state_dict(state["encoder"])
+        return model.eval()
+
+    @classmethod
+    def pretrained(cls, name: str) -> "DeepAFx":
+        """A model shipped with fxlib, by name (:func:`pretrained_names`), such as ``"amp"``.
+
+        Its chain's plugins must be installed (``"amp-builtin"`` needs only pedalboard).
+
+        Raises:
+            SpecError: no shipped model has that name.
+        """
+        names = pretrained_names()
+        if name not in names:
+            raise SpecError(f"no shipped model named {name!r}; shipped: {', '.join(names) or 'none'}")
+        return cls.load(MODELS_DIR / name / "model.pt")
+
     # -- inference on whole files -------------------------------------------------------
     def contexts(self, audio: np.ndarray) -> np.ndarray:
         """The context window centred on each hop of ``audio``.
@@ -151,6 +207,11 @@ class DeepAFx(nn.Module):
     def write_curves(self, u: np.ndarray, path: str | os.PathLike) -> None:
         """Write the parameter curves as CSV: time (s) of each hop's centre, then native values."""
         write_curves_csv(self.chain_spec, u, self.frame, path)
+
+
+def pretrained_names() -> list[str]:
+    """The names of the models shipped in :data:`MODELS_DIR`, sorted."""
+    return sorted(p.parent.name for p in MODELS_DIR.glob("*/model.pt"))
 
 
 def curve_ranges(names: Sequence[str], patterns: Mapping[str, int]) -> list[list[int]]:

@@ -325,6 +325,30 @@ class RunDir:
                                                model.channels, self.profile, self.baselines_dir))
         return systems
 
+    def export_model(self, folder: str | os.PathLike, results: Mapping[str, Any] | None = None) -> Path:
+        """Write the trained model alone, to ship or share: ``<folder>/model.pt``
+        (:meth:`DeepAFx.save`, loaded by :meth:`DeepAFx.load` or, in ``fxlib/models/``, by
+        :meth:`DeepAFx.pretrained`) and ``<folder>/record.json``: this run's record (task,
+        profile and settings, chain, data, seed, commit) and, when given, the test metrics of
+        every system (``results["systems"]``, the evaluation table of this run).
+
+        Returns the folder.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = asdict(self.record)
+        if results is not None:
+            if not isinstance(results.get("systems"), Mapping) or "deepafx" not in results["systems"]:
+                raise RunFormatError("the results to export with the model hold no 'systems' table with a "
+                                     "'deepafx' row")
+            if results.get("task") not in (None, self.record.task):
+                raise RunFormatError(f"the results are of task {results.get('task')!r}, the run of "
+                                     f"{self.record.task!r}")
+            record["test_metrics"] = {name: dict(row) for name, row in results["systems"].items()}
+        self.model().save(folder / "model.pt")
+        write_json(folder / "record.json", record)
+        return folder
+
     @staticmethod
     def _read_json(path: Path) -> dict[str, Any]:
         try:

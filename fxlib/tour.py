@@ -7,7 +7,8 @@
   gradients of a loss through the small differentiable chain of :mod:`fxlib.reference_fx`
   (the maths in :mod:`fxlib.gradcheck`), and how the number of draws K and the step epsilon
   change the SPSA estimate;
-* :class:`ModelAB`: a trained model's A/B playback (input, every system of the run, target)
+* :class:`ModelAB`: a trained model's A/B playback (input, every system of the run, target; or a
+  shipped model on a demo phrase, :func:`shipped_example`)
   with its predicted parameter curves.
 
 Each class holds its widgets in ``ui`` and displays it when it is the value of a cell.
@@ -20,13 +21,14 @@ import numpy as np
 
 from .chain import FxChain
 from .data.audio import convert_channels, wav_bytes
-from .errors import FxError
+from .errors import BackendUnavailableError, FxError, PluginNotFoundError
 from .experiment import Example, examples
 from .gradcheck import (autodiff_gradient, black_box_gradient, reference_problem, relative_error, spsa_cosine,
                         spsa_error)
-from .paths import run_dir as run_dir_of
+from .model import DeepAFx
 from .plots import curves, display_value, plot_curves, spectrogram
 from .presets import CHAINS, load_chain
+from .reference_fx import demo_phrase
 from .rundir import RunDir
 
 
@@ -241,20 +243,20 @@ class GradientDemo:
 
 # -- a trained model: A/B playback and parameter curves -----------------------------------------
 class ModelAB:
-    """A/B playback of a trained run's test excerpts with the predicted parameter curves.
+    """A/B playback of excerpts through a trained model's systems, with the predicted parameter curves.
 
     Args:
-        run_dir: a trained run folder; count, seconds: see :func:`fxlib.experiment.examples`.
+        excerpts: the :class:`~fxlib.experiment.Example` excerpts to play (:func:`fxlib.experiment.examples`
+            for a run's test files, :func:`shipped_example` for a shipped model).
         curve_names: the parameters to plot (default: the first 9).
     """
 
-    def __init__(self, run_dir: str, count: int = 3, seconds: float = 5.0,
-                 curve_names: Sequence[str] | None = None) -> None:
+    def __init__(self, excerpts: Sequence[Example], curve_names: Sequence[str] | None = None) -> None:
         import ipywidgets as w
 
-        self.examples: list[Example] = examples(run_dir, count, seconds)
+        self.examples = list(excerpts)
         if not self.examples:
-            raise FxError(f"{run_dir}: its test split holds no files to play")
+            raise FxError("ModelAB: no excerpts to play")
         names = list(curves(self.examples[0].chain_spec, self.examples[0].u[:1], self.examples[0].frame)[1])
         self.curve_names = list(curve_names or names[:9])
         self.picker = w.Dropdown(options=[(e.id, i) for i, e in enumerate(self.examples)], description="file")
@@ -279,14 +281,25 @@ class ModelAB:
             _show_figure(self.plots, plot_curves(example, self.curve_names))
 
 
-def model_section(run_dir: str = "", count: int = 3, seconds: float = 5.0) -> Any:
-    """:class:`ModelAB` for ``run_dir`` (empty: the amp task's quick run, :func:`fxlib.paths.run_dir`)
-    when it holds a trained model, else markdown saying how to get one."""
-    from IPython.display import Markdown
+def shipped_example(name: str, seconds: float = 6.0, seed: int = 0) -> Example:
+    """A seeded plucked-string phrase (:func:`fxlib.reference_fx.demo_phrase`, -6 dBFS peak) through
+    the shipped model ``name`` (:meth:`fxlib.model.DeepAFx.pretrained`): systems ``input`` and
+    ``deepafx``, with the parameters it predicted hop by hop. There is no target."""
+    model = DeepAFx.pretrained(name)
+    rate = int(model.sample_rate)
+    x = np.repeat(demo_phrase(seconds, rate, seed), model.channels, axis=0)
+    y, u = model.process(x)
+    return Example(f"demo phrase, shipped model {name!r}", rate, 0.0, {"input": x, "deepafx": y}, u,
+                   model.frame, model.chain_spec)
 
-    run = RunDir(run_dir or run_dir_of("amp", "quick"))
-    if run.best_path.is_file():
-        return ModelAB(str(run.path), count, seconds)
-    return Markdown(f"*No model to play:* `{run.path}` holds no trained model. Train one with "
-                    f"`make reproduce` or `fxlib train --task amp --profile smoke --no-progress` (a minute; then set "
-                    f"`run` to its run folder), and run this cell again.")
+
+def model_section(run_dir: str = "", count: int = 3, seconds: float = 5.0) -> Any:
+    """:class:`ModelAB` for ``run_dir``'s test files (a trained run folder), or, with none given,
+    for the shipped amp model on a demo phrase: ``"amp"`` (the paper's LV2 chain) where its
+    plugins load, else ``"amp-builtin"`` (pedalboard built-ins only)."""
+    if run_dir:
+        return ModelAB(examples(str(RunDir(run_dir).path), count, seconds))
+    try:
+        return ModelAB([shipped_example("amp", seconds)])
+    except (BackendUnavailableError, PluginNotFoundError):
+        return ModelAB([shipped_example("amp-builtin", seconds)])
