@@ -54,6 +54,9 @@ test-all: setup
 bench: setup
 	$(BIN)/python benchmarks/hosting.py
 	$(BIN)/python benchmarks/spsa.py
+	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/encoder.py
 
 lab: setup
 	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks

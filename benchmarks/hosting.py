@@ -48,11 +48,14 @@ from typing import Any, Callable
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # fxlib from this checkout; fx_user (the user-style callables)
+# fxlib from this checkout, fx_user (the user-style callables) from tests/, raw from benchmarks/
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from fxlib.atomic import write_json  # noqa: E402
-from fxlib.chain import FxChain, _Stage  # noqa: E402
+from fxlib.chain import FxChain  # noqa: E402
 from fxlib.hosts import Effect, load_effect  # noqa: E402
+
+from raw import raw_call, raw_stage  # noqa: E402  (benchmarks/raw.py)
 
 SR = 22050
 BLOCK = 1024
@@ -65,39 +68,6 @@ BACKENDS = [  # (backend, plugin id, constructor options, values to set)
     ("lv2", "http://calf.sourceforge.net/plugins/MultibandCompressor", {}, {}),
     ("python", "fx_user:gain", {"params": GAIN_PARAMS}, {"gain_db": -6.0}),
 ]
-
-
-# -- raw calls --------------------------------------------------------------------------------
-def raw_call(effect: Effect) -> Callable[[np.ndarray], Any]:
-    """The underlying object's own processing call (see the module docstring)."""
-    sr = effect.sample_rate
-    if effect.kind == "builtin":
-        board = effect._board
-        return lambda audio: board.process(audio, sr, reset=False)
-    if effect.kind == "vst3":
-        plugin = effect._plugin
-        return lambda audio: plugin.process(audio, sr, reset=False)
-    if effect.kind == "lv2":
-        def run(audio: np.ndarray) -> None:
-            for start in range(0, audio.shape[1], effect.max_block):  # the handle changes on reset: look it up
-                effect._run(effect._handle, min(effect.max_block, audio.shape[1] - start))
-        return run
-    if effect.kind == "python":
-        fn, values = effect._fn, effect.values
-        return lambda audio: fn(audio, sr, **values)
-    raise ValueError(f"no raw call for kind {effect.kind!r}")
-
-
-def raw_stage(stage: _Stage, audio: np.ndarray) -> Callable[[], Any]:
-    """A no-argument raw call of one chain stage on inputs shaped for its plugin(s) in advance."""
-    calls = [raw_call(inst) for inst in stage.instances]
-    if stage.mode == "direct":
-        return lambda: calls[0](audio)
-    if stage.mode == "dual-mono":
-        parts = [np.ascontiguousarray(audio[i:i + 1]) for i in range(audio.shape[0])]
-        return lambda: [call(part) for call, part in zip(calls, parts)]
-    stereo = np.repeat(audio, 2, axis=0)
-    return lambda: calls[0](stereo)
 
 
 # -- timing -----------------------------------------------------------------------------------

@@ -1,32 +1,42 @@
-"""Benchmark: BlackBoxFx forward + backward (SPSA) against the bound set by the chain itself.
+"""Benchmark: a BlackBoxFx training step (forward + backward, SPSA) against the plugins' own compute.
 
-For each chain, frame length, batch size and number of workers, time one training step's
-forward and backward pass (``B (1 + 2 K)`` renders) and compare it with the *bound*: the
-chain's own single-thread time for the same renders (``FxChain.process`` in this process)
-divided by the number of workers. ``ratio = time / bound``; 1 is perfect parallelism with no
-overhead. Targets on 2 cores: ratio <= 1.3 for 1 s frames, <= 2 for 1024-sample frames.
+For each chain, frame length, batch size B and number of workers W, time one training step
+of :class:`~fxlib.layer.BlackBoxFx` (forward, then backward of a squared-output loss: the
+``B (1 + 2 K)`` renders, K = 1 draw, epsilon 0.01), as the paper trains: 1024-sample frames
+in ``"stream"`` mode (the state carries from step to step), 1 s frames in ``"clip"`` mode
+(every render from a reset). Each step gets new audio and new parameters, as in training.
 
-Cores do not always scale perfectly on their own (shared caches and memory bandwidth,
-virtual CPUs on shared physical cores, other load), so the benchmark also measures the
-*hardware bound*: the same renders split over ``workers`` plain processes that render their
-share at the same moment (no engine, no IPC), timed by the slowest. ``hardware_ratio =
-time / hardware_bound`` is the engine's own overhead.
+The bound (``bound_s``) is the plugins' own compute for the same renders, on one thread,
+divided by the number of cores the step may use (W): :class:`raw.RawChain` calls pedalboard's
+``process`` for built-ins and VST3 and ``lilv_instance_run`` for LV2, with nothing of fxlib
+around it (the render's native values written raw, mapped beforehand; no checks, no
+processes), one plugin instance per stream as in the step. ``ratio = time / bound``. Beside it, the old figure:
+``ratio_vs_fxlib_single``, against fxlib's own single-thread rendering of the same renders
+(``FxChain.stream`` / ``FxChain.process`` in this process), which contains fxlib's per-render
+overhead and so cannot see it.
 
-Writes ``benchmarks/results/spsa.json``. A chain that fails to build (a missing LV2 or VST3
-plugin) is skipped and the reason recorded.
+In the same run, on the same steps, the peer engine (``benchmarks/peer_engine.py``: one process
+per batch item over pipes, the original DeepAFx design) is timed: ``peer_s``, and
+``peer_over_fxlib = peer_s / time_s``.
+
+Per repeat the timings of one step (raw, fxlib single thread, BlackBoxFx, peer) are taken one
+after the other, so that a change in the machine's load affects them alike; the minimum of
+each over the repeats is kept. Writes ``benchmarks/results/spsa.json`` with the load average;
+a chain that fails to build (a missing LV2 or VST3 plugin) is skipped with the reason.
 
 Usage::
 
-    python benchmarks/spsa.py                 # the full grid (several minutes)
-    python benchmarks/spsa.py --quick         # a small subset (about a minute)
-    python benchmarks/spsa.py --chains amp-builtin --batches 8 --frames 1024 --workers 1 2
+    python benchmarks/spsa.py                 # the full grid (tens of minutes on 2 cores)
+    python benchmarks/spsa.py --quick         # a small subset (a few minutes)
+    python benchmarks/spsa.py --chains builtin-3 --batches 8 --frames 1024 --workers 2
 """
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import datetime as dt
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -36,180 +46,206 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # fxlib from this checkout; raw and peer_engine
 
 from fxlib import FxChain, presets  # noqa: E402
 from fxlib.atomic import write_json  # noqa: E402
 from fxlib.layer import BlackBoxFx  # noqa: E402
 
-CHAINS = ("amp-builtin", "amp-lv2", "breath-lv2", "mastering-lv2")
-QUICK = {"chains": ["amp-builtin", "amp-lv2"], "batches": [8, 32], "frames": [1024, 22050], "repeats": 2}
-TARGETS = {1024: 2.0, 22050: 1.3}
-"""Ratio targets on 2 cores, by frame length in samples; other lengths use the 1 s target."""
+from peer_engine import PeerEngine, PeerFunction  # noqa: E402
+from raw import RawChain  # noqa: E402
+
+BUILTIN_3 = {"name": "builtin-3", "sample_rate": 22050, "channels": 1, "effects": [
+    {"kind": "builtin", "id": "Compressor", "learn": "all"},
+    {"kind": "builtin", "id": "PeakFilter", "learn": ["cutoff_frequency_hz", "gain_db"]},
+    {"kind": "builtin", "id": "Gain", "learn": ["gain_db"]}]}
+"""The issue's chain: pedalboard Compressor, PeakFilter and Gain, 7 learned controls."""
+CHAINS = ("builtin-3", "amp-builtin", "amp-lv2", "breath-lv2", "mastering-lv2")
+MODES = {1024: "stream"}
+"""Mode by frame length; other lengths render in clip mode."""
+TARGETS = {"builtin": {1024: {8: 2.5, 32: 1.5, 100: 1.5}, 22050: 1.2}, "lv2": 1.1, "peer_over_fxlib": 2.0}
+"""Ratio targets on 2 cores (issue 22): built-in chains by frame and batch, LV2 chains at any frame."""
+QUICK = {"chains": ["builtin-3", "amp-lv2"], "batches": [8, 32], "frames": [1024, 22050], "repeats": 3}
+EPSILON, DRAWS = 0.01, 1
 
 
-def arguments() -> argparse.Namespace:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     cores = os.cpu_count() or 1
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--chains", nargs="+", default=list(CHAINS), help="preset chain names (fxlib.presets)")
+    p.add_argument("--chains", nargs="+", default=list(CHAINS), help="preset chain names (fxlib.presets), or builtin-3")
     p.add_argument("--batches", nargs="+", type=int, default=[8, 32, 100], help="batch sizes B")
     p.add_argument("--frames", nargs="+", type=int, default=[1024, 22050], help="frame lengths in samples")
-    p.add_argument("--workers", nargs="+", type=int, default=list(range(1, cores + 1)), help="worker counts")
-    p.add_argument("--draws", type=int, default=1, help="K, perturbation draws per item")
+    p.add_argument("--workers", nargs="+", type=int, default=[cores], help="worker counts (default: the cores)")
     p.add_argument("--repeats", type=int, default=3, help="timed steps per setting (the minimum is kept)")
+    p.add_argument("--no-peer", action="store_true", help="leave the peer engine out")
     p.add_argument("--quick", action="store_true", help=f"a small subset: {QUICK}")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "spsa.json")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
     return args
 
 
-def inputs(chain: FxChain, batch: int, frame: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded noise at -20 dBFS ``(B, C, T)`` and parameters around the defaults ``(B, P)``."""
+def chain_spec(name: str) -> dict:
+    return BUILTIN_3 if name == "builtin-3" else presets.chain_spec(name)
+
+
+def steps(chain: FxChain, batch: int, frame: int, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` steps of seeded noise at -20 dBFS ``(B, C, T)`` and parameters near the defaults ``(B, P)``."""
     gen = torch.Generator().manual_seed(0)
-    audio = 0.1 * torch.randn(batch, chain.channels, frame, generator=gen)
     default = torch.from_numpy(chain.default_unit()).float()
-    params = (default + 0.1 * torch.randn(batch, chain.num_params, generator=gen)).clamp(0, 1)
-    return audio, params
+    return [(0.1 * torch.randn(batch, chain.channels, frame, generator=gen),
+             (default + 0.1 * torch.randn(batch, chain.num_params, generator=gen)).clamp(0, 1))
+            for _ in range(count)]
 
 
-def step_time(layer: BlackBoxFx, audio: torch.Tensor, params: torch.Tensor) -> float:
-    """One forward + backward pass, in seconds."""
-    p = params.clone().requires_grad_()
-    start = time.perf_counter()
-    layer(audio, p).square().mean().backward()
-    return time.perf_counter() - start
-
-
-def step_renders(chain: FxChain, frame: int, batch: int, draws: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(audio (C, T), params (P,))`` of one step's ``B (1 + 2 K)`` renders."""
-    audio, params = inputs(chain, batch, frame)
+def step_renders(audio: torch.Tensor, params: torch.Tensor, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(audio (C, T), params (P,))`` of a step's ``B (1 + 2 K)`` renders, in stream-instance order."""
+    gen = np.random.default_rng(step)
     x, u = audio.numpy(), params.double().numpy()
-    gen = np.random.default_rng(0)
-    renders = [(x[b], u[b]) for b in range(batch)]
-    renders += [(x[b], np.clip(u[b] + s * 0.01 * gen.choice([-1.0, 1.0], u.shape[1]), 0, 1))
-                for b in range(batch) for _ in range(draws) for s in (1, -1)]
+    renders = []
+    for b in range(len(x)):
+        renders.append((x[b], u[b]))
+        for _ in range(DRAWS):
+            d = EPSILON * gen.choice([-1.0, 1.0], u.shape[1])
+            renders += [(x[b], np.clip(u[b] + d, 0, 1)), (x[b], np.clip(u[b] - d, 0, 1))]
     return renders
 
 
-def render_time(chain: FxChain, renders: list) -> float:
-    """One sequential pass of ``chain.process`` over ``renders``, in seconds."""
+class Renderers:
+    """What the single-thread timings render with: one chain per stream instance (stream mode),
+    or one chain reset before each render (clip mode), and their raw twins (:class:`RawChain`)."""
+
+    def __init__(self, spec: dict, mode: str, renders: int) -> None:
+        self.mode = mode
+        self.chains = [FxChain.from_spec(spec) for _ in range(renders if mode == "stream" else 1)]
+        self.raw = [RawChain(chain) for chain in self.chains]
+
+    def fxlib(self, renders: list) -> float:
+        """Seconds for fxlib's own rendering (``stream``/``process`` with the unit vector)."""
+        start = time.perf_counter()
+        for k, (x, u) in enumerate(renders):
+            if self.mode == "stream":
+                self.chains[k].stream(x, u)
+            else:
+                self.chains[0].process(x, u)
+        return time.perf_counter() - start
+
+    def plugins(self, renders: list) -> float:
+        """Seconds for the plugins' own compute: raw calls, the native values written raw (mapped
+        before the clock starts)."""
+        native = [list(self.chains[0].to_native(u).values()) for _, u in renders]
+        start = time.perf_counter()
+        for k, ((x, _), values) in enumerate(zip(renders, native)):
+            if self.mode == "stream":
+                self.raw[k].stream(x, values)
+            else:
+                self.raw[0].clip(x, values)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        for chain in self.chains:
+            chain.close()
+
+
+def timed_step(fn: Any, audio: torch.Tensor, params: torch.Tensor) -> float:
+    """Seconds for one forward + backward pass of ``fn(audio, params)``."""
+    p = params.clone().requires_grad_()
     start = time.perf_counter()
-    for x, u in renders:
-        chain.process(x, u)
+    fn(audio, p).square().mean().backward()
     return time.perf_counter() - start
 
 
-def _plain_worker(spec: dict, share: int, workers: int, draws: int, barrier: Any, conn: Any) -> None:
-    """A process of the hardware bound: on each ``(frame, batch)`` received, time its share of the renders."""
-    chain = FxChain.from_spec(spec)
-    while (setting := conn.recv()) is not None:
-        renders = step_renders(chain, *setting, draws)
-        n = len(renders)
-        barrier.wait()
-        conn.send(render_time(chain, renders[share * n // workers:(share + 1) * n // workers]))
-
-
-class PlainProcesses:
-    """``workers`` plain processes that render their shares of a step at the same moment (no engine)."""
-
-    def __init__(self, spec: dict, workers: int, draws: int) -> None:
-        ctx = mp.get_context("spawn")
-        self.barrier = ctx.Barrier(workers)  # kept: the children attach to it after start()
-        self.conns, self.processes = [], []
-        for w in range(workers):
-            conn, child = ctx.Pipe()
-            self.processes.append(ctx.Process(target=_plain_worker,
-                                              args=(spec, w, workers, draws, self.barrier, child)))
-            self.processes[-1].start()
-            child.close()
-            self.conns.append(conn)
-
-    def time(self, frame: int, batch: int) -> float:
-        """The slowest share's time, in seconds."""
-        for conn in self.conns:
-            conn.send((frame, batch))
-        return max(conn.recv() for conn in self.conns)
-
-    def close(self) -> None:
-        for conn in self.conns:
-            conn.send(None)
-        for process in self.processes:
-            process.join()
-
-
 def bench_chain(name: str, args: argparse.Namespace) -> dict:
-    """Every (frame, batch, workers) setting of one chain; ``{"status": "skipped", ...}`` if it fails to build.
-
-    Per repeat, the three timings (single thread, hardware bound, the layer) are taken one
-    after the other, so that a change in the machine's load affects them alike; the minimum
-    of each over the repeats is kept.
-    """
+    """Every (frame, batch, workers) setting of one chain; ``{"status": "skipped", ...}`` if it fails to build."""
     try:
-        spec = presets.chain_spec(name)
+        spec = chain_spec(name)
         chain = FxChain.from_spec(spec)
     except Exception as exc:  # a missing plugin or backend: record why and go on
         return {"status": "skipped", "reason": f"{type(exc).__name__}: {exc}"}
+    kinds = sorted({s.spec["kind"] for s in chain.stages})
     rows = []
     with chain:
-        for workers in args.workers:
-            plain = PlainProcesses(spec, workers, args.draws)
-            with BlackBoxFx(chain, workers=workers, draws=args.draws) as layer:
-                for frame in args.frames:
-                    for batch in args.batches:
-                        rows.append(bench_setting(chain, layer, plain, frame, batch, args))
-                        print(f"{name:16} " + " ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
-            plain.close()
-    return {"status": "ok", "num_params": chain.num_params, "latency": chain.latency,
-            "load_average_after": os.getloadavg(), "results": rows}
+        for frame in args.frames:
+            mode = MODES.get(frame, "clip")
+            for batch in args.batches:
+                rows += bench_setting(spec, chain, mode, frame, batch, args)
+    return {"status": "ok", "kinds": kinds, "num_params": chain.num_params, "latency": chain.latency,
+            "load_average_after": [round(v, 2) for v in os.getloadavg()], "results": rows}
 
 
-def bench_setting(chain: FxChain, layer: BlackBoxFx, plain: PlainProcesses, frame: int, batch: int,
-                  args: argparse.Namespace) -> dict:
-    """One row of the results: the fastest of ``args.repeats`` interleaved timings of each kind."""
-    audio, params = inputs(chain, batch, frame)
-    renders = step_renders(chain, frame, batch, args.draws)
-    step_time(layer, audio, params)  # warm-up: shared memory sized, workers started
-    timings = np.array([(render_time(chain, renders), plain.time(frame, batch), step_time(layer, audio, params))
-                        for _ in range(args.repeats)]).min(axis=0)
-    single, hardware, seconds = timings.tolist()
-    workers = layer.engine.workers
-    bound = single / workers
-    return {"frame": frame, "batch": batch, "workers": workers, "renders": len(renders),
-            "time_s": round(seconds, 6), "renders_per_s": round(len(renders) / seconds, 1),
-            "single_thread_s": round(single, 6), "bound_s": round(bound, 6), "ratio": round(seconds / bound, 3),
-            "hardware_bound_s": round(hardware, 6), "hardware_ratio": round(seconds / hardware, 3)}
+def bench_setting(spec: dict, chain: FxChain, mode: str, frame: int, batch: int, args: argparse.Namespace) -> list:
+    """The rows of one (frame, batch): one per worker count, all timed on the same steps."""
+    renders_per_step = batch * (1 + 2 * DRAWS)
+    warmup = 1
+    data = steps(chain, batch, frame, warmup + args.repeats)
+    peer = None if args.no_peer else PeerEngine(spec, batch, mode, EPSILON, seed=0)  # forked before anything else
+    single = Renderers(spec, mode, renders_per_step)
+    layers = {w: BlackBoxFx(spec, workers=w, mode=mode, epsilon=EPSILON, draws=DRAWS, seed=0) for w in args.workers}
+    timings: dict[str, list[float]] = {key: [] for key in ["raw", "fxlib_single", "peer", *map(str, args.workers)]}
+    try:
+        for i, (audio, params) in enumerate(data):
+            renders = step_renders(audio, params, i)
+            row = {"raw": single.plugins(renders), "fxlib_single": single.fxlib(renders)}
+            for w, layer in layers.items():
+                row[str(w)] = timed_step(layer, audio, params)
+            if peer is not None:
+                row["peer"] = timed_step(lambda a, p: PeerFunction.apply(a, p, peer), audio, params)
+            if i >= warmup:  # the first step sizes shared memory and warms caches
+                for key, value in row.items():
+                    timings[key].append(value)
+    finally:
+        for layer in layers.values():
+            layer.close()
+        if peer is not None:
+            peer.close()
+        single.close()
+    best = {key: min(values) for key, values in timings.items() if values}
+    rows = []
+    for w in args.workers:
+        seconds, bound = best[str(w)], best["raw"] / w
+        row = {"frame": frame, "mode": mode, "batch": batch, "workers": w, "renders": renders_per_step,
+               "time_s": round(seconds, 6), "renders_per_s": round(renders_per_step / seconds, 1),
+               "raw_single_thread_s": round(best["raw"], 6), "bound_s": round(bound, 6),
+               "ratio": round(seconds / bound, 3),
+               "fxlib_single_thread_s": round(best["fxlib_single"], 6),
+               "ratio_vs_fxlib_single": round(seconds / (best["fxlib_single"] / w), 3),
+               "raw_us_per_render": round(1e6 * best["raw"] / renders_per_step, 2),
+               "fxlib_single_us_per_render": round(1e6 * best["fxlib_single"] / renders_per_step, 2)}
+        if "peer" in best:
+            row.update({"peer_s": round(best["peer"], 6), "peer_over_fxlib": round(best["peer"] / seconds, 3)})
+        rows.append(row)
+        print(f"{chain.name or spec.get('name', ''):14} " + " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    return rows
 
 
-def scaling(rows: list[dict]) -> list[dict]:
-    """Speed-up of each worker count over one worker, per (frame, batch)."""
-    one = {(r["frame"], r["batch"]): r["time_s"] for r in rows if r["workers"] == 1}
-    return [{"frame": r["frame"], "batch": r["batch"], "workers": r["workers"],
-             "speedup": round(one[r["frame"], r["batch"]] / r["time_s"], 3)}
-            for r in rows if (r["frame"], r["batch"]) in one]
-
-
-def main() -> None:
-    args = arguments()
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(argv)
     torch.set_num_threads(1)  # the main process only waits while the workers render
+    started = time.perf_counter()
+    load_at_start = [round(v, 2) for v in os.getloadavg()]
     results = {}
     for name in args.chains:
         results[name] = bench_chain(name, args)
-        if results[name]["status"] == "ok":
-            results[name]["scaling"] = scaling(results[name]["results"])
-        else:
+        if results[name]["status"] != "ok":
             print(f"{name}: skipped ({results[name]['reason']})", flush=True)
+    import pedalboard
+
     report = {
+        "benchmark": "spsa",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join([sys.executable, *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "load_average": os.getloadavg()},
-        "settings": {"draws": args.draws, "repeats": args.repeats, "quick": args.quick, "mode": "clip",
-                     "epsilon": 0.01, "targets": {"ratio_1024": TARGETS[1024], "ratio_1s": TARGETS[22050]}},
+                    "torch": torch.__version__, "pedalboard": pedalboard.__version__, "load_average": load_at_start,
+                    "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
+        "settings": {"draws": DRAWS, "epsilon": EPSILON, "repeats": args.repeats, "quick": args.quick,
+                     "modes": {"1024": "stream", "other": "clip"}, "targets_on_2_cores": TARGETS,
+                     "bound": "raw plugin calls (benchmarks/raw.py), one thread, divided by the workers",
+                     "peer": "benchmarks/peer_engine.py: one forked process per batch item, pipes"},
+        "wall_seconds": round(time.perf_counter() - started, 1),
         "chains": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, report)
     print(f"wrote {args.out}")
 

@@ -1,0 +1,144 @@
+"""Benchmark: whole-file inference (``DeepAFx.process``, as ``fxlib process`` runs it) as a multiple of real time.
+
+For each task, a model sized as the task's quick profile builds (encoder, pooling, curves,
+context, frame, inference mode: what :class:`fxlib.train.Trainer` builds, untrained: speed
+does not depend on the weights) processes a seeded noise file at -20 dBFS; the wall time of
+``process`` (per-hop parameters, then the chain streaming through the file) and of its two
+parts (``predict``, the encoder; ``render``, the chain) are timed, the fastest of the repeats.
+``x_realtime = audio seconds / process seconds``. Torch uses its default threads (the cores).
+
+The bounds beside them, on the same machine and run: ``chain_raw_x_realtime``, the chain's
+plugins alone streaming the file on one thread (``benchmarks/raw.py``), the most any
+inference can reach, since a stream's hops render one after another; and
+``encoder_per_hop_ms``, the encoder's own time per hop.
+
+Writes ``benchmarks/results/inference.json`` with the load average.
+
+Usage::
+
+    python benchmarks/inference.py                  # amp (amp-lv2) and mastering (mastering-lv2)
+    python benchmarks/inference.py --seconds 10 --repeats 1
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # fxlib from this checkout; raw
+
+from fxlib import FxChain  # noqa: E402
+from fxlib.atomic import write_json  # noqa: E402
+from fxlib.model import DeepAFx, curve_ranges  # noqa: E402
+from fxlib.presets import chain_spec  # noqa: E402
+from fxlib.tasks import get_task  # noqa: E402
+
+from raw import RawChain  # noqa: E402
+
+MODELS = {"amp": "amp-lv2", "mastering": "mastering-lv2"}
+TARGETS = {"amp": 100.0, "mastering": 30.0}
+"""x real time targets on 2 cores (issue 22)."""
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=list(MODELS), help="tasks (their quick profile and LV2 chain)")
+    p.add_argument("--seconds", type=float, default=30.0, help="length of the file processed")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats (the fastest is kept)")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "inference.json")
+    return p.parse_args(argv)
+
+
+def quick_model(task_name: str, chain: str) -> DeepAFx:
+    """An untrained model as :class:`fxlib.train.Trainer` builds it for the task's quick profile."""
+    task = get_task(task_name)
+    profile = task.profile("quick")
+    spec = chain_spec(chain)
+    with FxChain.from_spec(spec) as built:
+        curves = curve_ranges(built.names, profile.curves)
+    encoder = {"backbone": profile.backbone, "pooling": profile.pooling, "curves": curves,
+               "sample_rate": task.sample_rate}
+    torch.manual_seed(0)
+    return DeepAFx(spec, encoder, profile.context, profile.frame, profile.inference).eval()
+
+
+def fastest(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def raw_stream_seconds(spec: dict, audio: np.ndarray, frame: int) -> float:
+    """Seconds for the chain's plugins alone to stream ``audio`` hop by hop on one thread."""
+    with FxChain.from_spec(spec) as chain:
+        raw = RawChain(chain)
+        blocks = [np.ascontiguousarray(audio[:, i:i + frame]) for i in range(0, audio.shape[1], frame)]
+        start = time.perf_counter()
+        for block in blocks:
+            raw.stream(block)
+        return time.perf_counter() - start
+
+
+def bench_task(task: str, args: argparse.Namespace) -> dict:
+    try:
+        model = quick_model(task, MODELS[task])
+    except Exception as exc:  # a missing plugin: record why and go on
+        return {"status": "skipped", "reason": f"{type(exc).__name__}: {exc}"}
+    sr = int(model.sample_rate)
+    samples = int(args.seconds * sr)
+    audio = (0.1 * np.random.default_rng(0).standard_normal((model.channels, samples))).astype(np.float32)
+    hops = -(-audio.shape[1] // model.frame)
+    u = model.predict(audio)  # warm-up
+    process_s = fastest(lambda: model.process(audio), args.repeats)
+    predict_s = fastest(lambda: model.predict(audio), args.repeats)
+    render_s = fastest(lambda: model.render(audio, u), args.repeats)
+    raw_s = min(raw_stream_seconds(model.chain_spec, audio, model.frame) for _ in range(args.repeats))
+    seconds = audio.shape[1] / sr
+    row = {"status": "ok", "chain": MODELS[task], "profile": "quick", "inference": model.inference,
+           "context": model.context, "frame": model.frame, "backbone": model.encoder_config["backbone"],
+           "pooling": model.encoder_config["pooling"], "audio_seconds": round(seconds, 3), "hops": hops,
+           "process_s": round(process_s, 4), "x_realtime": round(seconds / process_s, 2),
+           "predict_s": round(predict_s, 4), "predict_x_realtime": round(seconds / predict_s, 2),
+           "encoder_per_hop_ms": round(1e3 * predict_s / hops, 3),
+           "render_s": round(render_s, 4), "render_x_realtime": round(seconds / render_s, 2),
+           "chain_raw_s": round(raw_s, 4), "chain_raw_x_realtime": round(seconds / raw_s, 2),
+           "target_x_realtime": TARGETS[task]}
+    print(f"{task:10} " + " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(argv)
+    started = time.perf_counter()
+    load_at_start = [round(v, 2) for v in os.getloadavg()]
+    results = {task: bench_task(task, args) for task in args.tasks}
+    report = {
+        "benchmark": "inference",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "load_average": load_at_start, "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
+        "settings": {"seconds": args.seconds, "repeats": args.repeats, "signal": "white noise, -20 dBFS, seeded",
+                     "model": "untrained, built as fxlib.train.Trainer builds the task's quick profile"},
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "tasks": results,
+    }
+    write_json(args.out, report)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
