@@ -33,11 +33,11 @@ system-deps:
 		echo "Tests that need those plugins are skipped until then."; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[speech,mastering,listeners,test,notebooks]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[speech,mastering,listeners,test,notebooks]'
 	touch $(STAMP)
 
 # The main job: build the data, run the three task notebooks with papermill on $(PROFILE) (quick by
