@@ -110,6 +110,18 @@ def paper_comparison(task: str, comparison: Mapping[str, Any] | None) -> str:
                               f"(p {_fmt(t['p_bonferroni'])})" for t in r["tests"])
             lines.append(f"| {m} | " + " > ".join(f"{c} {_fmt(r['medians'][c])}" for c in r["order"])
                          + f" | {agree} | {tests} |")
+    transfer = comparison.get("transfer")
+    if transfer:
+        runs = transfer["runs"]
+        lines += ["", "**Before and after recalibrating the offline stand-in**, on the paper's inputs (medians over its "
+                  f"examples): `before` is run `{runs['before']['run']}` on data built by "
+                  f"{runs['before']['generator'] or 'a download'}, `after` run `{runs['after']['run']}` on data built by "
+                  f"{runs['after']['generator'] or 'a download'}:", "",
+                  "| measure | better | input | paper-deepafx | before | after |", "|---|---|---|---|---|---|"]
+        for m, medians in transfer["medians"].items():
+            better = "higher" if transfer["measures"][m]["higher_is_better"] else "lower"
+            lines.append(f"| {m} | {better} | " + " | ".join(_fmt(medians.get(c)) for c in
+                                                              ("input", "paper-deepafx", "before", "after")) + " |")
     return "\n".join(lines)
 
 

@@ -177,6 +177,19 @@ def test_the_report_sets_the_paper_order_beside_the_virtual_test_and_says_whethe
     assert "**No measure passes for breath**" in none and "Virtual listening" not in none
 
 
+def test_the_report_shows_the_before_and_after_transfer_on_the_papers_inputs():
+    comparison = fake_comparison(["deepafx", "input"], {"deepafx": 4.0, "input": 1.0})
+    assert "Before and after" not in paper_comparison("amp", comparison)
+    comparison["transfer"] = {
+        "runs": {"before": {"run": "amp-quick-before", "generator": "fxlib.data.amp.build/1"},
+                 "after": {"run": "amp-quick", "generator": "fxlib.data.amp.build/3"}},
+        "measures": {"lsd_db": {"higher_is_better": False}},
+        "medians": {"lsd_db": {"input": 22.0, "paper-deepafx": 6.84, "before": 14.4, "after": 9.44}}}
+    text = paper_comparison("amp", comparison)
+    assert "`before` is run `amp-quick-before` on data built by fxlib.data.amp.build/1" in text
+    assert "| lsd_db | lower | 22 | 6.84 | 14.4 | 9.44 |" in text
+
+
 def test_report_only_rewrites_the_report_from_results(tmp_path):
     paper = tmp_path / "paper"
     write_json(paper / "results" / "amp.json", fake_results("amp"))
