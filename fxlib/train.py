@@ -17,6 +17,13 @@ counters, every random generator), ``best.pt`` (the best validation weights), ``
 left it (streaming effect state is not saved: the streams restart from a reset). What is
 measured after training (the best fixed vector, output gains) is :mod:`fxlib.calibrate`'s.
 
+A failed render (a plugin that crashed or hung: :class:`~fxlib.engine.EngineError`, after the
+engine restarted its worker) skips that step: no optimiser update, every stream restarts from
+a reset, and a warning names the render and its parameters. More than
+:data:`MAX_FAILED_STEPS` failed steps in a row stop the run (the checkpoint is kept, so it
+resumes); so does any failure under ``torchrun``, where one rank skipping a step would leave the
+others waiting.
+
 Distributed: under ``torchrun`` each rank trains on its own share of the files with its own
 worker pool; gradients of the encoder are averaged (gloo on CPU, nccl on CUDA). Rank 0
 writes checkpoints and logs. The encoder runs on CUDA when available; effects stay on CPU.
@@ -42,6 +49,7 @@ from .atomic import atomic_output
 from .chain import FxChain
 from .data.paired import PairedDataset
 from .data.windows import RandomClips, StreamingWindows
+from .engine import EngineError
 from .errors import SpecError
 from .framing import context_lead
 from .layer import BlackBoxFx
@@ -50,6 +58,9 @@ from .model import DeepAFx, curve_ranges
 from .paths import data_dir, portable, resolve
 from .rundir import RunDir, RunRecord, git_commit
 from .tasks import Profile, get_task
+
+#: Consecutive training steps a failed render may skip before the run stops.
+MAX_FAILED_STEPS = 3
 
 log = logging.getLogger(__name__)
 
@@ -410,7 +421,7 @@ class Trainer:
         opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=p.lr_factor, patience=p.lr_patience,
                                                            min_lr=p.min_lr)
-        best, bad, epoch0, step0 = float("inf"), 0, 0, 0
+        best, bad, epoch0, step0, failed = float("inf"), 0, 0, 0, 0
         fx = None if stage1 else BlackBoxFx(self._sub_spec(k), workers=render_workers(p, self.world), mode=p.mode,
                                             epsilon=p.epsilon, draws=p.draws, seed=self.seed + index)
         try:
@@ -431,9 +442,22 @@ class Trainer:
                 losses = []
                 for step in range(step0, steps):
                     batch = next(batches)
-                    loss = self._step(model, batch, fx, n_params, targets)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    try:
+                        loss = self._step(model, batch, fx, n_params, targets)
+                        loss.backward()
+                    except EngineError as e:
+                        failed += 1
+                        if self.world > 1 or failed > MAX_FAILED_STEPS:
+                            raise
+                        log.warning("%s epoch %d step %d skipped (%d in a row), every stream restarts: %s",
+                                    phase, epoch + 1, step + 1, failed, e)
+                        opt.zero_grad(set_to_none=True)
+                        fx.reset()
+                        if targets is not None:
+                            targets.previous = None
+                        continue
+                    failed = 0
                     opt.step()
                     losses.append(float(loss.detach()))
                     global_step += 1

@@ -379,3 +379,33 @@ def test_the_mastering_eq_curve_fits_the_papers_chain():
     from fxlib.tasks.mastering import EQ_CURVE
     names = list(DeepAFx(chain_spec("mastering-lv2"), {}, 4096, 1024).names)
     assert curve_ranges(names, EQ_CURVE) == [[16, 48, 6]]  # g_0 .. g_31, not g_out
+
+
+def test_a_failed_render_skips_its_step_and_too_many_in_a_row_stop_the_run(data_root, tmp_path, monkeypatch, caplog):
+    """A plugin that crashes or hangs costs a step, not the run; a plugin that keeps failing stops it."""
+    from fxlib import train
+    from fxlib.engine import EngineError
+
+    step = Trainer._step
+    calls = {"n": 0}
+
+    def failing(fail_on):
+        def _step(self, model, batch, fx, n_params, targets):
+            calls["n"] += 1
+            if fx is not None and calls["n"] in fail_on:
+                raise EngineError(f"worker 0 crashed on call {calls['n']}")
+            return step(self, model, batch, fx, n_params, targets)
+        return _step
+
+    profile = get_task("amp").profile("smoke")
+    stage1 = profile.stage1_steps * profile.stage1_epochs
+    monkeypatch.setattr(Trainer, "_step", failing({stage1 + 2}))
+    with caplog.at_level("WARNING", logger=train.log.name):
+        Trainer("amp", profile, tmp_path / "once", data_root=data_root, chain=CHAIN, progress=False).fit()
+    assert "stage2-1 epoch 1 step 2 skipped (1 in a row)" in caplog.text and "crashed on call" in caplog.text
+    assert RunDir(tmp_path / "once").best_path.is_file()
+    calls["n"] = 0
+    monkeypatch.setattr(Trainer, "_step", failing(set(range(stage1 + 1, stage1 + 10))))
+    with pytest.raises(EngineError, match="crashed on call"):
+        Trainer("amp", profile, tmp_path / "always", data_root=data_root, chain=CHAIN, progress=False).fit()
+    assert RunDir(tmp_path / "always").checkpoint_path.is_file()  # it can resume
