@@ -294,11 +294,19 @@ def shipped_example(name: str, seconds: float = 6.0, seed: int = 0) -> Example:
 
 
 def model_section(run_dir: str = "", count: int = 3, seconds: float = 5.0) -> Any:
-    """:class:`ModelAB` for ``run_dir``'s test files (a trained run folder), or, with none given,
+    """:class:`ModelAB` for ``run_dir``'s test files (a trained run folder; markdown saying how to get
+    one when it holds no model), or, with none given,
     for the shipped amp model on a demo phrase: ``"amp"`` (the paper's LV2 chain) where its
     plugins load, else ``"amp-builtin"`` (pedalboard built-ins only)."""
     if run_dir:
-        return ModelAB(examples(str(RunDir(run_dir).path), count, seconds))
+        run = RunDir(run_dir)
+        if not run.best_path.is_file():
+            from IPython.display import Markdown
+
+            return Markdown(f"*No model to play:* `{run.path}` holds no trained model. Train one (`fxlib train "
+                            "--task amp --profile smoke --no-progress`, a minute, into `runs/amp-smoke`) or leave "
+                            "`run` empty to play the shipped amp model, and run this cell again.")
+        return ModelAB(examples(str(run.path), count, seconds))
     try:
         return ModelAB([shipped_example("amp", seconds)])
     except (BackendUnavailableError, PluginNotFoundError):

@@ -132,10 +132,11 @@ def test_tour_widgets_render_in_jupyterlab(lab, browser, tmp_path):
     browser.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
     sliders = _wait(lambda: browser.find_elements("css selector", ".widget-slider"), 180,
                     "the chain explorer's sliders to render")
-    # every cell has run when the kernel is idle again and the last cell shows its output
+    # every cell has run when the kernel is idle again and the last cell, the A/B section, plays the shipped model
     _wait(lambda: browser.execute_script(KERNEL_STATUS) == "idle"
-          and "No model to play" in browser.find_element("css selector", ".jp-Notebook").text, 240,
-          "all cells to finish")
+          and "shipped model 'amp" in browser.find_element("css selector", ".jp-Notebook").text
+          and browser.find_elements("css selector", ".jp-Notebook audio"), 240,
+          "all cells to finish and the shipped amp model's players to render")
     widgets = browser.find_elements("css selector", ".jupyter-widgets")
     errors = browser.find_elements("css selector", ".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")
     screenshot = tmp_path / "tour.png"

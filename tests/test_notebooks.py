@@ -112,14 +112,16 @@ def test_notebook_defaults_come_from_the_paths_module_and_never_point_into_paper
                     f"{path.name}: {statement.targets[0].id} = {value!r} (leave it empty: fxlib.paths has the default)"
 
 
-def test_the_tour_runs_and_explains_the_missing_model(tmp_path):
+def test_the_tour_runs_and_plays_the_shipped_model(tmp_path):
     before = repository_outputs()
-    nb = execute(ROOT / "notebooks" / TOUR, tmp_path)
+    nb = execute(ROOT / "notebooks" / TOUR, tmp_path, run="")  # no run: the shipped amp model
     kinds = [o.output_type for o in outputs(nb)]
     widgets = [o for o in outputs(nb) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(widgets) >= 2, f"the chain explorer and the gradient demo should display widgets; got {kinds}"
-    assert any("image/png" in o.get("data", {}) for o in outputs(nb)), "the SPSA error plot is missing"
-    assert any("No model to play" in o.get("data", {}).get("text/markdown", "") for o in outputs(nb))
+    assert len(widgets) >= 3, f"the chain explorer, the gradient demo and the A/B players should display; got {kinds}"
+    assert sum("image/png" in o.get("data", {}) for o in outputs(nb)) >= 2, "the SPSA error or cosine plot is missing"
+    ab = [c for c in nb.cells if c.cell_type == "code" and "model_section" in c.source]
+    assert ab and any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in ab[0].outputs), \
+        "the A/B section did not display the shipped model's players"
     assert "Traceback" not in stderr_text(nb)
     assert repository_outputs() == before
 

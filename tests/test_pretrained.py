@@ -123,3 +123,10 @@ def test_the_tour_plays_a_shipped_model_on_a_demo_phrase():
     assert example.audio["deepafx"].shape == example.audio["input"].shape == (1, 22050)
     section = tour.model_section("", seconds=1.0)
     assert isinstance(section, tour.ModelAB) and "'amp'" in section.examples[0].id
+
+
+def test_the_tour_explains_a_run_folder_without_a_model(tmp_path):
+    from fxlib import tour
+
+    section = tour.model_section(str(tmp_path / "nothing-here"))
+    assert "No model to play" in section.data and "leave `run` empty" in section.data
