@@ -10,7 +10,7 @@ direction that matters to a gradient step. The tour notebook and the amp noteboo
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -121,15 +121,7 @@ def spsa_cosine(problem: dict[str, Any], draws: Sequence[int] = (1, 2, 4, 8, 16,
         ``(len(epsilons), len(draws))``, each the mean over ``trials`` estimates.
     """
     reference = black_box_gradient(problem, method="fd", epsilon=fd_epsilon)
-    spec = _spec(problem)
-    out = np.zeros((len(epsilons), len(draws)))
-    for i, eps in enumerate(epsilons):
-        for j, k in enumerate(draws):
-            with BlackBoxFx(spec, workers=1, mode="clip", draws=k, epsilon=eps, seed=1000 * i + j,
-                            inline=True) as layer:
-                out[i, j] = np.mean([cosine(black_box_gradient(problem, layer=layer), reference)
-                                     for _ in range(trials)])
-    return out
+    return _sweep(problem, draws, epsilons, trials, lambda estimate: cosine(estimate, reference))
 
 
 def relative_error(estimate: np.ndarray, exact: np.ndarray) -> float:
@@ -145,12 +137,17 @@ def spsa_error(problem: dict[str, Any], draws: Sequence[int] = (1, 2, 4, 8, 16, 
         ``(len(epsilons), len(draws))``.
     """
     exact = autodiff_gradient(problem)
+    return _sweep(problem, draws, epsilons, trials, lambda estimate: relative_error(estimate, exact))
+
+
+def _sweep(problem: dict[str, Any], draws: Sequence[int], epsilons: Sequence[float], trials: int,
+           score: Callable[[np.ndarray], float]) -> np.ndarray:
+    """The mean ``score`` of ``trials`` SPSA estimates per (epsilon, K): ``(len(epsilons), len(draws))``."""
     spec = _spec(problem)
-    errors = np.zeros((len(epsilons), len(draws)))
+    out = np.zeros((len(epsilons), len(draws)))
     for i, eps in enumerate(epsilons):
         for j, k in enumerate(draws):
             with BlackBoxFx(spec, workers=1, mode="clip", draws=k, epsilon=eps, seed=1000 * i + j,
                             inline=True) as layer:
-                errors[i, j] = np.mean([relative_error(black_box_gradient(problem, layer=layer), exact)
-                                        for _ in range(trials)])
-    return errors
+                out[i, j] = np.mean([score(black_box_gradient(problem, layer=layer)) for _ in range(trials)])
+    return out
