@@ -57,7 +57,6 @@ from fxlib.atomic import write_json  # noqa: E402
 from fxlib.layer import BlackBoxFx  # noqa: E402
 from fxlib.losses import get_loss  # noqa: E402
 from fxlib.model import DeepAFx, curve_ranges  # noqa: E402
-from fxlib.presets import chain_spec  # noqa: E402
 from fxlib.tasks import get_task  # noqa: E402
 from fxlib.train import StreamTargets, anchor_loss, render_loss, render_workers  # noqa: E402
 

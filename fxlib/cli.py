@@ -9,7 +9,7 @@
     fxlib evaluate --run runs/amp-quick              evaluate a trained run again
     fxlib process --run runs/amp-quick in.wav out.wav   process a file with a trained model
     fxlib process --pretrained amp in.wav out.wav        ... with a model shipped with fxlib
-    fxlib export --run runs/amp-quick --to DIR          write a run's model alone (model.pt, record.json)
+    fxlib export --run runs/amp-quick --to DIR          write a run's model to ship (model, record, excerpts)
     fxlib transfer --before RUN --after RUN          two runs scored on the paper's inputs (data before/after)
     fxlib data amp build|download ...                build or download a task's dataset
     fxlib data paper-examples download|list ...      the paper's listening-test stimuli (data/paper-examples)
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import shlex
@@ -35,7 +34,7 @@ import numpy as np
 from . import paths, presets
 from .atomic import write_json
 from .data.audio import save_audio
-from .errors import FxError, SpecError
+from .errors import FxError
 from .hosts import KINDS, backend, load_effect
 from .hosts.builtin import BUILTINS
 from .hosts.vst3 import installed_bundles
@@ -175,17 +174,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .rundir import RunDir
+    from .experiment import export
 
-    results = None
-    if args.results:
-        path = _cwd_path(args.results)
-        try:
-            results = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise SpecError(f"--results {args.results}: not a readable results table ({e})") from e
-    folder = RunDir(_cwd_path(args.run)).export_model(_cwd_path(args.to), results)
-    print(f"wrote {folder}/model.pt and record.json")
+    folder = export(_cwd_path(args.run), _cwd_path(args.to), _cwd_path(args.results) if args.results else None,
+                    args.excerpts, args.seconds)
+    print(f"wrote {folder}: model.pt, record.json, log.csv, fixed.json, excerpts/"
+          f"{', the results table' if args.results else ''}")
     return 0
 
 
@@ -297,10 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curves", help="also write the parameter curves as CSV")
     p.set_defaults(func=cmd_process)
 
-    p = sub.add_parser("export", help="write a run's trained model alone (model.pt, record.json), to ship or share")
+    p = sub.add_parser("export", help="write a run's trained model to ship or share: the model, its record and "
+                                      "training curve, and test excerpts to play without the data set")
     p.add_argument("--run", required=True, help="the run folder of the trained model")
     p.add_argument("--to", required=True, help="the folder to write (fxlib/models/<name> ships it with fxlib)")
-    p.add_argument("--results", help="the run's evaluation table (<task>.json) whose test metrics go in the record")
+    p.add_argument("--results", help="the run's evaluation table (<task>.json, with its .md beside it): copied, "
+                                     "and its test metrics go in the record")
+    p.add_argument("--excerpts", type=int, default=2, help="test files to keep excerpts of (default 2)")
+    p.add_argument("--seconds", type=float, default=5.0, help="length of each excerpt, s (default 5)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("transfer", help="score two runs of a task (offline data before and after a recalibration) "

@@ -114,9 +114,9 @@ class DeepAFx(nn.Module):
     def save(self, path: str | os.PathLike) -> None:
         """Write the model alone to ``path`` (atomically): config, encoder weights and ``trim_db``,
         tensors and plain data only, so that :meth:`load` reads it with ``weights_only=True``."""
-        with atomic_output(path) as tmp:
+        with atomic_output(path) as tmp, open(tmp, "wb") as f:  # a file object: the same bytes for the same model
             torch.save({"format": MODEL_FORMAT, "config": self.config(), "trim_db": self.trim_db,
-                        "encoder": self.encoder.state_dict()}, tmp)
+                        "encoder": self.encoder.state_dict()}, f)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DeepAFx":

@@ -24,10 +24,11 @@ from .chain import FxChain
 from .errors import SpecError
 from .evaluate import CLOSER_TO_ZERO, badness, direction_note
 from .experiment import Example
+from .train import EpochReport
 from .metrics import loudness_lufs
 from .params import Param
 from .paths import resolve
-from .rundir import RunDir
+from .rundir import RunDir, folder_record
 from .tasks import get_task
 
 
@@ -268,16 +269,22 @@ def plot_training(run: str | os.PathLike | RunDir) -> Any:
     """A run's training curve (its ``log.csv``): the training and validation loss per epoch against
     the optimiser step, stage 1 (the regression to the defaults, MSE) beside stage 2 (the
     spectral loss through the effects, one phase per effect added), with the phase boundaries and
-    the learning-rate drops marked."""
+    the learning-rate drops marked.
+
+    Args:
+        run: a run folder, or an exported model's folder (:func:`fxlib.experiment.export`).
+    """
     import matplotlib.pyplot as plt
 
-    run = run if isinstance(run, RunDir) else RunDir(run)
-    if not run.log_path.is_file():
-        raise SpecError(f"{run.path} has no training log (log.csv): has it been trained?")
-    with run.log_path.open(newline="") as f:
+    folder = run.path if isinstance(run, RunDir) else resolve(run)
+    log_path = folder / "log.csv"
+    if not log_path.is_file():
+        raise SpecError(f"{folder} has no training log (log.csv): has it been trained?")
+    with log_path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
-        raise SpecError(f"{run.log_path} holds no epoch yet")
+        raise SpecError(f"{log_path} holds no epoch yet")
+    record = folder_record(folder)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 3]})
     for ax, stage in zip(axes, ("stage1", "stage2")):
         mine = [r for r in rows if r["phase"].startswith(stage)]
@@ -299,9 +306,48 @@ def plot_training(run: str | os.PathLike | RunDir) -> Any:
         ax.set(title=f"{stage} ({'MSE to the defaults' if stage == 'stage1' else 'spectral loss, ' + phases[0]})",
                xlabel="optimiser step", ylabel="loss", yscale="log")
         ax.legend(fontsize="small")
-    fig.suptitle(f"{run.record.task}, {run.record.chain}, {run.record.profile} profile, seed {run.record.seed}")
+    fig.suptitle(f"{record['task']}, {record['chain']}, {record['profile']} profile, seed {record['seed']}")
     fig.tight_layout()
     return fig
+
+
+class LiveTraining:
+    """A training curve that redraws itself in a notebook after every epoch: pass it as
+    ``on_epoch`` to :func:`fxlib.experiment.run_task`. Above the curve (:func:`plot_training`)
+    a line names the stage, the phase and the epoch, the validation loss, and the time left
+    at the pace of the last epochs, at most (early stopping usually ends a phase sooner)."""
+
+    def __init__(self) -> None:
+        self.handle: Any = None
+        self.paces: dict[str, list[float]] = {}
+        self.last = 0.0
+
+    def status(self, report: EpochReport) -> str:
+        """The line shown above the curve, for ``report``."""
+        seconds, self.last = report.seconds - self.last, report.seconds
+        pace = self.paces.setdefault(report.phase.split("-")[0], [])
+        pace.append(seconds)
+        left = (report.epochs - report.epoch) * float(np.mean(pace[-3:]))
+        if report.phase == "stage1":
+            where, bound = "stage 1 (regressing the defaults)", f"{left / 60:.1f} min left in stage 1 at most"
+        else:
+            left += report.later_epochs * float(np.mean(pace[-3:]))
+            where = f"stage 2, phase {report.phase.split('-')[1]} of {len(report.phases) - 1} (through the effects)"
+            bound = f"at most {left / 60:.0f} min left (early stopping usually ends sooner)"
+        return (f"{where}, epoch {report.epoch}/{report.epochs}: valid loss {report.valid_loss:.4g}"
+                f"{' (best)' if report.improved else ''}; {report.seconds / 60:.1f} min so far, {bound}")
+
+    def __call__(self, report: EpochReport) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig = plot_training(report.run)
+        fig.suptitle(self.status(report), fontsize="medium")
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
 
 
 def plot_results(results: Mapping[str, Any], metrics: Sequence[str] | None = None) -> Any:
@@ -378,8 +424,9 @@ def summary(results: Mapping[str, Any], metrics: Sequence[str] = ("loss", "mfcc_
     return "\n".join(lines)
 
 
-def show_paper_comparison(task: str, comparison: Mapping[str, Any]) -> None:
-    """Display, as markdown, the task set beside the paper (:func:`fxlib.report.paper_comparison`)."""
+def show_paper_comparison(task: str, comparison: Mapping[str, Any] | None) -> None:
+    """Display, as markdown, the task set beside the paper (:func:`fxlib.report.paper_comparison`;
+    None: none recorded)."""
     from IPython.display import Markdown, display
 
     from .report import paper_comparison

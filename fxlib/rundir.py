@@ -34,7 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .atomic import atomic_output, write_json
+from .atomic import atomic_output, write_json, write_text
 from .data.paired import PairedDataset
 from .errors import FxError, SpecError
 from .model import DeepAFx, render_curve
@@ -44,12 +44,27 @@ from .tasks import Profile, System, Task, get_task
 #: The run folder format this fxlib reads and writes.
 FORMAT = 2
 RECORD = "run.json"
+MODEL_RECORD = "record.json"  # an exported model's record (:meth:`RunDir.export_model`)
 KIND = "fxlib-run"
 
 
 class RunFormatError(FxError):
     """A run folder (or one of its files) that this fxlib cannot read: another format, a missing
     record, a file that is not what its name says. The message names the file."""
+
+
+def folder_record(folder: str | os.PathLike) -> dict[str, Any]:
+    """The record of a run folder (``run.json``) or of an exported model's folder (``record.json``,
+    :meth:`RunDir.export_model`), as plain data: task, profile, chain, seed and the rest.
+
+    Raises:
+        RunFormatError: the folder holds neither.
+    """
+    folder = resolve(folder)
+    for name in (RECORD, MODEL_RECORD):
+        if (folder / name).is_file():
+            return RunDir._read_json(folder / name)
+    raise RunFormatError(f"{folder} is neither a run folder ({RECORD}) nor an exported model ({MODEL_RECORD})")
 
 
 def git_commit(root: Path | None = None) -> str | None:
@@ -328,9 +343,10 @@ class RunDir:
     def export_model(self, folder: str | os.PathLike, results: Mapping[str, Any] | None = None) -> Path:
         """Write the trained model alone, to ship or share: ``<folder>/model.pt``
         (:meth:`DeepAFx.save`, loaded by :meth:`DeepAFx.load` or, in ``fxlib/models/``, by
-        :meth:`DeepAFx.pretrained`) and ``<folder>/record.json``: this run's record (task,
+        :meth:`DeepAFx.pretrained`), ``<folder>/record.json``: this run's record (task,
         profile and settings, chain, data, seed, commit) and, when given, the test metrics of
-        every system (``results["systems"]``, the evaluation table of this run).
+        every system (``results["systems"]``, the evaluation table of this run), and copies of
+        the run's ``log.csv`` (its training curve) and ``fixed.json`` (the best fixed vector).
 
         Returns the folder.
         """
@@ -346,7 +362,10 @@ class RunDir:
                                      f"{self.record.task!r}")
             record["test_metrics"] = {name: dict(row) for name, row in results["systems"].items()}
         self.model().save(folder / "model.pt")
-        write_json(folder / "record.json", record)
+        for source in (self.log_path, self.fixed_path):
+            if source.is_file():
+                write_text(folder / source.name, source.read_text())
+        write_json(folder / MODEL_RECORD, record)
         return folder
 
     @staticmethod

@@ -13,7 +13,8 @@ Training writes only the training state into its run folder (:class:`~fxlib.rund
 the record ``run.json`` when it starts, ``checkpoint.pt`` atomically every ``checkpoint_every``
 steps and at each epoch's end (model, optimiser, scheduler, phase, epoch, step, early-stopping
 counters, every random generator), ``best.pt`` (the best validation weights), ``log.csv`` and
-``tb/`` (TensorBoard). Started again on the same folder, a run resumes where the checkpoint
+``tb/`` (TensorBoard: the losses and, after every epoch of stage 2, the model's output on the
+first seconds of the first validation file beside its input and target). Started again on the same folder, a run resumes where the checkpoint
 left it (streaming effect state is not saved: the streams restart from a reset). What is
 measured after training (the best fixed vector, output gains) is :mod:`fxlib.calibrate`'s.
 
@@ -36,7 +37,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -210,6 +211,32 @@ def anchor_loss(params: torch.Tensor, default: torch.Tensor, n_trained: int, wei
     return weight * nn.functional.mse_loss(params[:, n_trained:], default[:, n_trained:])
 
 
+@dataclass(frozen=True)
+class EpochReport:
+    """A finished epoch, as :class:`Trainer` reports it to its ``on_epoch`` callback.
+
+    Attributes:
+        run: the run folder (its ``log.csv`` already holds this epoch).
+        phase: ``"stage1"`` or ``"stage2-<k>"``; phases: every phase of the run, in order.
+        epoch: this epoch, from 1; epochs: the most the phase runs (early stopping may end it sooner).
+        later_epochs: the most epochs the phases after this one run together.
+        train_loss, valid_loss: this epoch's mean training loss and its validation loss.
+        improved: the validation loss is the phase's best so far.
+        seconds: wall time since this (possibly resumed) process started training, s.
+    """
+
+    run: RunDir
+    phase: str
+    phases: tuple[str, ...]
+    epoch: int
+    epochs: int
+    later_epochs: int
+    train_loss: float
+    valid_loss: float
+    improved: bool
+    seconds: float
+
+
 class CsvLog:
     """Append-only CSV of training rows; on resume, rows after the checkpoint are dropped."""
 
@@ -292,6 +319,10 @@ def progress_bar(enabled: bool, desc: str, total: int, initial: int = 0):
     return tqdm(total=total, initial=initial, desc=desc, leave=False, file=sys.stderr)
 
 
+#: Seconds of the first validation file written to TensorBoard after every epoch of stage 2.
+TENSORBOARD_AUDIO_SECONDS = 4.0
+
+
 # -- the trainer ----------------------------------------------------------------------------
 class Trainer:
     """Runs the phases of one task and profile into a run folder.
@@ -306,11 +337,13 @@ class Trainer:
         device: "cpu", "cuda" or None (CUDA when available).
         checkpoint_every: steps between mid-epoch checkpoints.
         progress: show progress bars.
+        on_epoch: called on rank 0 after every epoch with its :class:`EpochReport`.
     """
 
     def __init__(self, task: str, profile: str | Profile, out_dir: str | os.PathLike,
                  data_root: str | os.PathLike | None = None, chain: str | None = None, seed: int = 0,
-                 device: str | None = None, checkpoint_every: int = 25, progress: bool = True) -> None:
+                 device: str | None = None, checkpoint_every: int = 25, progress: bool = True,
+                 on_epoch: Callable[[EpochReport], None] | None = None) -> None:
         self.task = get_task(task)
         self.profile = self.task.profile(profile) if isinstance(profile, str) else profile
         self.profile_name = self.task.profile_name(profile)
@@ -320,6 +353,8 @@ class Trainer:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.checkpoint_every = checkpoint_every
         self.progress = progress
+        self.on_epoch = on_epoch
+        self._tensorboard_references = False  # the audio examples' input and target are in TensorBoard
         self.rank, self.world = _dist_info()
         _init_distributed(self.device)
         self.chain_name, self.spec = self.task.select_chain(chain)
@@ -482,18 +517,43 @@ class Trainer:
                                   lr=opt.param_groups[0]["lr"], seconds=f"{time.monotonic() - self.started:.1f}")
                 if tb is not None:
                     tb.add_scalar(f"{phase}/valid_loss", valid, global_step)
+                    if not stage1:
+                        self._tensorboard_audio(tb, global_step)
                 if improved and self.rank == 0:
                     self.run.save_best(self.model.encoder.state_dict(), phase=phase, epoch=epoch + 1,
                                        global_step=global_step, valid_loss=valid)
                 self._save(self._state(index, epoch + 1, 0, global_step, opt, sched, best, bad, fx))
                 log.info("%s epoch %d: train %.5g valid %.5g%s", phase, epoch + 1, train_loss, valid,
                          " (best)" if improved else "")
+                if self.on_epoch is not None and self.rank == 0:
+                    later = (len(self.phases) - 1 - index) * p.epochs
+                    self.on_epoch(EpochReport(self.run, phase, tuple(self.phases), epoch + 1, epochs, later,
+                                              train_loss, valid, improved, time.monotonic() - self.started))
             self._reload_best()
             self._save(self._state(index + 1, 0, 0, global_step, None, None, float("inf"), 0, None))
         finally:
             if fx is not None:
                 fx.close()
         return global_step
+
+    def _tensorboard_audio(self, tb: Any, global_step: int) -> None:
+        """Write the first :data:`TENSORBOARD_AUDIO_SECONDS` of the first validation file to TensorBoard:
+        its input and target (once per process) and the model's output at the current weights."""
+        x, target = self.valid_set[0]
+        rate = self.task.sample_rate
+        n = min(x.shape[1], int(TENSORBOARD_AUDIO_SECONDS * rate))
+        x = np.ascontiguousarray(x[:, :n])
+        training = self.model.training
+        self.model.eval()
+        try:
+            y, _ = self.model.process(x)
+        finally:
+            self.model.train(training)
+        clips = {"output": y} if self._tensorboard_references else {"input": x, "target": target[:, :n], "output": y}
+        for name, audio in clips.items():
+            tb.add_audio(f"valid_audio/{name}", torch.from_numpy(np.clip(audio.mean(axis=0), -1.0, 1.0))[None],
+                         global_step, sample_rate=rate)
+        self._tensorboard_references = True
 
     def _reload_best(self) -> None:
         """Continue the next phase from this phase's best model (as early stopping restores it)."""

@@ -1,4 +1,4 @@
-"""Shipped models: DeepAFx.save/load/pretrained, RunDir.export_model, `fxlib process --pretrained`."""
+"""Shipped models: DeepAFx.save/load/pretrained, export with excerpts, experiment.shipped, `fxlib process --pretrained`."""
 from __future__ import annotations
 
 import json
@@ -130,3 +130,113 @@ def test_the_tour_explains_a_run_folder_without_a_model(tmp_path):
 
     section = tour.model_section(str(tmp_path / "nothing-here"))
     assert "No model to play" in section.data and "leave `run` empty" in section.data
+
+
+BASELINES = {"amp": "neural-amp", "breath": "energy-gate", "mastering": "matchering"}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_model_holds_its_results_curve_fixed_vector_and_excerpts(name):
+    folder = MODELS_DIR / name
+    record = json.loads((folder / "record.json").read_text())
+    task = record["task"]
+    results = json.loads((folder / f"{task}.json").read_text())
+    assert results["systems"] == record["test_metrics"] and results["chain"] == record["chain"]
+    assert "| deepafx |" in (folder / f"{task}.md").read_text()
+    assert (folder / "log.csv").read_text().startswith("phase,epoch") and "stage2-1" in (folder / "log.csv").read_text()
+    assert len(json.loads((folder / "fixed.json").read_text())["unit"]) == DeepAFx.pretrained(name).num_params
+    listing = json.loads((folder / "excerpts" / "excerpts.json").read_text())
+    assert len(listing["excerpts"]) == 2
+    for entry in listing["excerpts"]:
+        assert set(entry["files"]) == {"input", "target", BASELINES[task]}
+        assert all((folder / "excerpts" / f).is_file() for f in entry["files"].values())
+
+
+def test_shipped_copies_the_model_into_a_folder_that_plays_like_a_run(tmp_path):
+    from fxlib import experiment, plots
+
+    run = experiment.shipped("amp", "amp-builtin", tmp_path / "shipped")
+    assert run["shipped"] == "amp-builtin" and run["run_dir"] == str(tmp_path / "shipped")
+    assert experiment.is_exported(run["run_dir"]) and run["systems"]["deepafx"]["loss"] > 0
+    assert "the shipped model 'amp-builtin', not trained here" in experiment.describe(run)
+    found = experiment.examples(run["run_dir"], count=5, seconds=2.0)
+    assert len(found) == 2  # what the model ships, even when more are asked for
+    ex = found[0]
+    assert list(ex.audio) == ["input", "chain-default", "chain-best-fixed", "deepafx", "neural-amp", "target"]
+    assert all(a.shape == (1, 44100) for a in ex.audio.values())
+    model = DeepAFx.pretrained("amp-builtin")
+    np.testing.assert_allclose(ex.audio["deepafx"], model.process(ex.audio["input"])[0], atol=1e-6)
+    assert ex.u.shape == (44, model.num_params)
+    fig = plots.plot_training(run["run_dir"])
+    assert "amp, amp-builtin, quick profile, seed 0" in fig._suptitle.get_text()
+    with pytest.raises(SpecError, match="exported model: it holds excerpts of the test split only"):
+        experiment.examples(run["run_dir"], split="valid")
+
+
+def test_shipped_names_the_choices_when_none_fits():
+    from fxlib import experiment
+
+    assert experiment.shipped_name("amp", "amp-builtin") == "amp-builtin"
+    with pytest.raises(SpecError, match=r"no shipped amp model on chain 'amp-vst3'; shipped amp models: "
+                                        r"amp \(amp-lv2\), amp-builtin \(amp-builtin\)"):
+        experiment.shipped_name("amp", "amp-vst3")
+
+
+def test_export_keeps_excerpts_that_play_back_like_the_run(tmp_path):
+    from dataclasses import asdict
+
+    from fxlib import experiment
+
+    task = get_task("amp")
+    data = tmp_path / "data"
+    task.build_data(data, task.profile("smoke").data_seconds, 0)
+    model = small_model()
+    run = RunDir(tmp_path / "run")
+    run.start(RunRecord(task="amp", profile="smoke", settings=asdict(task.profile("smoke")), chain="amp-builtin",
+                        model=model.config(), data_root=str(data), seed=0, commit="abc"))
+    run.save_best(model.encoder.state_dict(), epoch=1)
+    run.save_fixed(model.default_unit.numpy())
+    results = {"task": "amp", "systems": {"input": {"loss": 2.0}, "deepafx": {"loss": 1.0}}}
+    (tmp_path / "amp.json").write_text(json.dumps(results))
+    with pytest.raises(SpecError, match="its markdown table amp.md is missing"):
+        experiment.export(run, tmp_path / "shipped", tmp_path / "amp.json")
+    (tmp_path / "amp.md").write_text("| deepafx |")
+    folder = experiment.export(run, tmp_path / "shipped", tmp_path / "amp.json", count=1, seconds=1.0)
+    assert json.loads((folder / "amp.json").read_text()) == results and (folder / "fixed.json").is_file()
+    assert not (folder / "log.csv").exists()  # the run logged no epoch
+    played, = experiment.examples(folder, count=1, seconds=1.0)
+    direct, = experiment.examples(run, count=1, seconds=1.0)
+    assert list(played.audio) == list(direct.audio)
+    for name in ("input", "target", "neural-amp"):  # stored as 24-bit FLAC
+        np.testing.assert_allclose(played.audio[name], direct.audio[name], atol=2 ** -22)
+    for name in ("chain-best-fixed", "deepafx"):  # rendered again from the 24-bit input
+        np.testing.assert_allclose(played.audio[name], direct.audio[name], atol=1e-4)
+    (folder / "excerpts" / f"{played.id}_target.flac").unlink()
+    with pytest.raises(RunFormatError, match="excerpt file missing"):
+        experiment.examples(folder)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_model_scores_its_recorded_metrics_on_a_rebuilt_test_split(name, tmp_path):
+    """Nothing is retrained: the offline data set is built again from the record's seed and profile,
+    and the model and its fixed vector are scored on its test split. The builders and the LV2
+    plugins are deterministic; the tolerance (1e-3 relative) leaves room for the VST3 plugins of
+    the mastering builder, whose output can differ by about 1e-4 between processes."""
+    from fxlib.data.paired import PairedDataset
+    from fxlib.evaluate import evaluate_systems
+    from fxlib.rundir import standard_systems
+
+    record = json.loads((MODELS_DIR / name / "record.json").read_text())
+    task = get_task(record["task"])
+    profile = task.profile(record["profile"])
+    data = task.ensure_data(tmp_path / "data", profile, record["seed"])
+    model = DeepAFx.pretrained(name)
+    systems = standard_systems(model, RunDir(MODELS_DIR / name).fixed())
+    test = PairedDataset(data, "test", task.sample_rate, task.channels)
+    scored = evaluate_systems({k: systems[k] for k in ("chain-best-fixed", "deepafx")}, test, profile.loss,
+                              task.metrics, profile.loss_options)
+    for system, row in scored.items():
+        for metric, value in row.items():
+            assert value == pytest.approx(record["test_metrics"][system][metric], rel=1e-3, abs=1e-6), \
+                f"{name}: {system} {metric}"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from fxlib import plots
 from fxlib.calibrate import calibrate, level_trim
 from fxlib.data.audio import DataError
 from fxlib.data.paired import PairedDataset
@@ -64,9 +65,21 @@ def test_train_cli_writes_results_table(data_root, tmp_path):
     assert ((u >= 0) & (u <= 1)).all()
 
 
-def test_process_cli_writes_audio_and_curves(data_root, tmp_path):
+def test_process_cli_writes_audio_and_curves_after_epochs_reported(data_root, tmp_path):
     run = tmp_path / "run"
-    Trainer("amp", get_task("amp").profile("smoke"), run, data_root=data_root, chain=CHAIN, progress=False).fit()
+    reports = []
+    Trainer("amp", get_task("amp").profile("smoke"), run, data_root=data_root, chain=CHAIN, progress=False,
+            on_epoch=reports.append).fit()
+    assert [(r.phase, r.epoch, r.epochs, r.later_epochs) for r in reports] == [("stage1", 1, 1, 1), ("stage2-1", 1, 1, 0)]
+    assert reports[0].phases == ("stage1", "stage2-1") and reports[1].seconds > reports[0].seconds > 0
+    assert reports[1].valid_loss == pytest.approx(float(RunDir(run).log_path.read_text().splitlines()[-1].split(",")[5]), rel=1e-5)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(RunDir(run).tensorboard_dir), size_guidance={"audio": 0}).Reload()
+    assert set(events.Tags()["audio"]) == {"valid_audio/input", "valid_audio/target", "valid_audio/output"}
+    live = plots.LiveTraining()
+    assert live.status(reports[0]).startswith("stage 1 (regressing the defaults), epoch 1/1: valid loss")
+    assert "stage 2, phase 1 of 1 (through the effects), epoch 1/1" in live.status(reports[1])
     wav, out, curves = data_root / "test", tmp_path / "out.wav", tmp_path / "curves.csv"
     source = sorted(wav.glob("*_input.wav"))
     subprocess.run(fxlib_cmd("process", "--run", str(run), str(source[0]), str(out),
