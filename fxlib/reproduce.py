@@ -73,10 +73,11 @@ class Job:
 
 
 def task_parameters(task: str, profile: str, seed: int, paper: str | os.PathLike) -> dict[str, Any]:
-    """The parameters the reproduction injects into ``task``'s notebook: the profile, the seed, and
-    paths (relative to the project root when inside it) from :mod:`fxlib.paths`."""
+    """The parameters the reproduction injects into ``task``'s notebook: training on (the notebooks
+    play the shipped models by default), the profile, the seed, and paths (relative to the project
+    root when inside it) from :mod:`fxlib.paths`."""
     outputs = reproduction_outputs(resolve(paper), task)
-    return {"profile": profile, "data": str(data_dir(task, profile)), "chain": "", "seed": seed,
+    return {"train": True, "profile": profile, "data": str(data_dir(task, profile)), "chain": "", "seed": seed,
             "out": str(run_dir(task, profile)), "results": portable(outputs.results),
             "figures": portable(outputs.figures), "audio": portable(outputs.audio)}
 

@@ -11,6 +11,7 @@ papermill and run in seconds; the tour with a trained model is marked slow.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ TOUR = "00_tour.ipynb"
 TASKS = {"01_amp_emulation.ipynb": "amp", "02_breath_removal.ipynb": "breath", "03_mastering.ipynb": "mastering"}
 #: Path parameters of the other notebooks; empty, each means a default folder in the checkout.
 PATH_PARAMETERS = ("run", "stimuli", "ratings", "simulated_ratings")
+BASELINES = {"amp": "neural-amp", "breath": "energy-gate", "mastering": "matchering"}
 FAST = {TOUR: {"clip_seconds": 2.0, "error_trials": 2}}  # extra settings that keep a notebook quick
 
 
@@ -99,6 +101,8 @@ def test_every_notebook_has_a_parameters_cell_of_plain_literals():
             ast.literal_eval(statement.value)  # raises unless a plain literal
         assert not any(o for c in nb.cells if c.cell_type == "code" for o in c.outputs), \
             f"{path.name} is committed with outputs; clear them"
+        raw = json.loads(path.read_text())["cells"]  # nbformat.read would fill in missing ids
+        assert all("id" in c for c in raw), f"{path.name}: every cell needs an id (nbformat 4.5)"
 
 
 def test_notebook_defaults_come_from_the_paths_module_and_never_point_into_paper():
@@ -138,6 +142,35 @@ def test_task_notebook_runs_under_nbmake_and_writes_into_tmp(name, tmp_path):
     wavs = list((tmp_path / "paper" / "audio" / task).glob("*.wav"))
     assert wavs and all(w.stat().st_size > 1000 for w in wavs)
     assert any("audio/wav" in o.get("data", {}).get("text/html", "") for o in outputs(nb)), "no audio player"
+    assert repository_outputs() == before
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_task_notebook_plays_the_shipped_model_by_default(name, tmp_path):
+    """Default parameters, run by hand in a project of its own: nothing is trained or built, the
+    shipped model's results, curves and players (baselines included) show, and paper/ stays untouched."""
+    from fxlib.experiment import shipped_name
+
+    task = TASKS[name]
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")  # the project root that the default paths resolve in
+    (project / "paper").mkdir()
+    executed = tmp_path / f"executed-{name}"
+    before = repository_outputs()
+    papermill.execute_notebook(str(ROOT / "notebooks" / name), str(executed), cwd=str(project / "notebooks"),
+                               progress_bar=False, kernel_name="python3", execution_timeout=CELL_TIMEOUT_S["smoke"])
+    nb = nbformat.read(executed, as_version=4)
+    folder = project / "runs" / f"{shipped_name(task)}-shipped"
+    assert (folder / "model.pt").is_file() and not (folder / "checkpoint.pt").exists(), "it trained"
+    assert not (project / "data").exists() and not any((project / "paper").iterdir())
+    figures = {p.name for p in (folder / "figures").glob("*.png")}
+    assert {f"{task}_results.png", f"{task}_training.png", f"{task}_gradient_quality.png"} <= figures
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs(nb))
+    for system in ("input", "deepafx", "chain-best-fixed", BASELINES[task], "target"):
+        assert f"{system}:" in html, f"no player for {system}"
+    assert "not trained here" in "".join(o.get("text", "") for o in outputs(nb))
+    assert "Traceback" not in stderr_text(nb)
     assert repository_outputs() == before
 
 

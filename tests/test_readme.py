@@ -27,3 +27,14 @@ def test_a_readme_snippet_runs(index, tmp_path, monkeypatch, capsys):
         exec(compile(BLOCKS[index], f"README.md snippet {index + 1}", "exec"), {"__name__": "readme"})
     except (BackendUnavailableError, PluginNotFoundError) as e:
         pytest.skip(f"a plugin of README snippet {index + 1} is missing here: {e}")
+
+
+def test_the_readme_headline_table_is_the_reports_own_from_the_committed_results():
+    """The README's first table is :func:`fxlib.report.at_a_glance` of ``paper/results``, as written."""
+    import json
+
+    from fxlib.report import at_a_glance
+
+    tasks = ("amp", "breath", "mastering")
+    results = {t: json.loads((ROOT / "paper" / "results" / f"{t}.json").read_text()) for t in tasks}
+    assert at_a_glance(tasks, results) in (ROOT / "README.md").read_text()

@@ -101,9 +101,10 @@ def test_a_missing_notebook_is_named(tmp_path):
     assert outcomes[0].status == "failed" and "gone.ipynb" in outcomes[0].error
 
 
-def test_task_parameters_stay_under_the_output_folder():
+def test_task_parameters_train_and_stay_under_the_output_folder():
     params = task_parameters("breath", "quick", 3, "paper")
-    assert params == {"profile": "quick", "data": "data/breath", "chain": "", "seed": 3, "out": "runs/breath-quick",
+    assert params == {"train": True, "profile": "quick", "data": "data/breath", "chain": "", "seed": 3,
+                      "out": "runs/breath-quick",
                       "results": "paper/results", "figures": "paper/figures", "audio": "paper/audio/breath"}
 
 
