@@ -65,6 +65,20 @@ def test_train_cli_writes_results_table(data_root, tmp_path):
     assert ((u >= 0) & (u <= 1)).all()
 
 
+def test_train_cli_with_its_defaults_writes_into_the_run_folder_and_leaves_paper_untouched(data_root, tmp_path):
+    import shutil
+
+    project = tmp_path / "project"
+    (project / "paper").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")  # the project root that the default paths resolve in
+    shutil.copytree(data_root, project / "data" / "amp-smoke")
+    done = subprocess.run(fxlib_cmd("train", "--task", "amp", "--profile", "smoke", "--chain", CHAIN, "--no-progress"),
+                          capture_output=True, text=True, cwd=project)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (project / "runs" / "amp-smoke" / "results" / "amp.json").is_file()
+    assert not any((project / "paper").iterdir())
+
+
 def test_process_cli_writes_audio_and_curves_after_epochs_reported(data_root, tmp_path):
     run = tmp_path / "run"
     reports = []
