@@ -38,6 +38,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[speech,mastering,listeners,test,notebooks]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name fxlib --display-name 'Python (fxlib)'
 	touch $(STAMP)
 
 # The main job: build the data, run the three task notebooks with papermill on $(PROFILE) (quick by

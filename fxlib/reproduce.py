@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +45,29 @@ from .report import Outcome, write_report
 from .tasks import get_task
 
 log = logging.getLogger(__name__)
+
+#: The Jupyter kernel ``make setup`` registers for the project's virtual environment (in the
+#: environment itself: ``python -m ipykernel install --sys-prefix``); papermill runs the notebooks
+#: in it, and the notebooks name it in their metadata.
+KERNEL = "fxlib"
+KERNEL_DISPLAY_NAME = "Python (fxlib)"
+
+
+def notebook_kernel() -> str:
+    """:data:`KERNEL`, once Jupyter finds it.
+
+    Raises:
+        FxError: the kernel is not registered, with the command that registers it.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL)
+    except NoSuchKernel as e:
+        raise FxError(f"the Jupyter kernel {KERNEL!r} is not registered; run `make setup`, or "
+                      f"`{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL} "
+                      f"--display-name '{KERNEL_DISPLAY_NAME}'`") from e
+    return KERNEL
 
 PROFILES = ("smoke", "quick", "paper")
 #: The longest one cell may run, in seconds, per profile, so that a kernel that stops answering
@@ -119,7 +143,7 @@ def run_notebook(job: Job) -> float:
     started = time.monotonic()
     try:
         papermill.execute_notebook(str(job.source), str(partial), parameters=job.parameters, cwd=str(job.source.parent),
-                                   progress_bar=False, kernel_name="python3", execution_timeout=job.cell_timeout)
+                                   progress_bar=False, kernel_name=notebook_kernel(), execution_timeout=job.cell_timeout)
     except PapermillExecutionError as e:
         first_line = next((line for line in e.source.splitlines() if line.strip()), "")
         raise NotebookError(f"notebook {job.source.name} failed in cell {e.cell_index} (In [{e.exec_count}]: "

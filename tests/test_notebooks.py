@@ -22,7 +22,7 @@ import pytest
 
 papermill = pytest.importorskip("papermill")
 
-from fxlib.reproduce import CELL_TIMEOUT_S, task_parameters  # noqa: E402 (after the skip when papermill is missing)
+from fxlib.reproduce import CELL_TIMEOUT_S, KERNEL, notebook_kernel, task_parameters  # noqa: E402 (after the skip when papermill is missing)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -52,7 +52,7 @@ def execute(notebook: Path, tmp: Path, **overrides) -> nbformat.NotebookNode:
     """Run ``notebook`` with smoke parameters (and ``overrides``) into ``tmp``; the executed notebook."""
     output = tmp / f"executed-{notebook.name}"
     papermill.execute_notebook(str(notebook), str(output), parameters={**smoke_parameters(notebook, tmp), **overrides},
-                               cwd=str(notebook.parent), progress_bar=False, kernel_name="python3",
+                               cwd=str(notebook.parent), progress_bar=False, kernel_name=notebook_kernel(),
                                execution_timeout=CELL_TIMEOUT_S["smoke"])
     return nbformat.read(output, as_version=4)
 
@@ -65,7 +65,7 @@ def execute_with_nbmake(notebook: Path, tmp: Path) -> nbformat.NotebookNode:
     """
     copy = tmp / f"nbmake-{notebook.name}"
     papermill.execute_notebook(str(notebook), str(copy), parameters=smoke_parameters(notebook, tmp),
-                               prepare_only=True, kernel_name="python3")
+                               prepare_only=True, kernel_name=notebook_kernel())
     done = subprocess.run([sys.executable, "-m", "pytest", "--nbmake", "--overwrite",
                            f"--nbmake-timeout={CELL_TIMEOUT_S['smoke']}", "-p", "no:cacheprovider",
                            "-c", os.devnull, "--rootdir", str(tmp), "-q", str(copy)],
@@ -101,8 +101,20 @@ def test_every_notebook_has_a_parameters_cell_of_plain_literals():
             ast.literal_eval(statement.value)  # raises unless a plain literal
         assert not any(o for c in nb.cells if c.cell_type == "code" for o in c.outputs), \
             f"{path.name} is committed with outputs; clear them"
-        raw = json.loads(path.read_text())["cells"]  # nbformat.read would fill in missing ids
-        assert all("id" in c for c in raw), f"{path.name}: every cell needs an id (nbformat 4.5)"
+        raw = json.loads(path.read_text())  # nbformat.read would fill in missing ids
+        assert all("id" in c for c in raw["cells"]), f"{path.name}: every cell needs an id (nbformat 4.5)"
+        assert raw["metadata"]["kernelspec"]["name"] == KERNEL, f"{path.name}: its kernel should be {KERNEL!r}"
+
+
+def test_an_unregistered_kernel_is_named_with_the_command_that_registers_it(monkeypatch):
+    import fxlib.reproduce
+    from fxlib.errors import FxError
+
+    assert notebook_kernel() == KERNEL  # make setup registered it
+    monkeypatch.setattr(fxlib.reproduce, "KERNEL", "fxlib-nowhere")
+    with pytest.raises(FxError, match=r"'fxlib-nowhere' is not registered; run `make setup`, or .* -m ipykernel "
+                                      r"install --sys-prefix --name fxlib-nowhere"):
+        fxlib.reproduce.notebook_kernel()
 
 
 def test_notebook_defaults_come_from_the_paths_module_and_never_point_into_paper():
@@ -159,7 +171,7 @@ def test_task_notebook_plays_the_shipped_model_by_default(name, tmp_path):
     executed = tmp_path / f"executed-{name}"
     before = repository_outputs()
     papermill.execute_notebook(str(ROOT / "notebooks" / name), str(executed), cwd=str(project / "notebooks"),
-                               progress_bar=False, kernel_name="python3", execution_timeout=CELL_TIMEOUT_S["smoke"])
+                               progress_bar=False, kernel_name=notebook_kernel(), execution_timeout=CELL_TIMEOUT_S["smoke"])
     nb = nbformat.read(executed, as_version=4)
     folder = project / "runs" / f"{shipped_name(task)}-shipped"
     assert (folder / "model.pt").is_file() and not (folder / "checkpoint.pt").exists(), "it trained"
