@@ -29,10 +29,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
-import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -44,7 +40,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # fxlib from this checkout
 
-from fxlib.atomic import write_json  # noqa: E402
+from report import Run  # noqa: E402 (benchmarks/report.py)
 from fxlib.encoder import BACKBONES, Encoder  # noqa: E402
 
 CONTEXT, SR, P = 40960, 22050, 21
@@ -147,23 +143,10 @@ def bench_backbone(name: str, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = arguments(argv)
-    started = time.perf_counter()
-    load_at_start = [round(v, 2) for v in os.getloadavg()]
+    run = Run("encoder")
     results = {name: bench_backbone(name, args) for name in args.backbones}
-    report = {
-        "benchmark": "encoder",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "load_average": load_at_start, "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
-        "settings": {"context": CONTEXT, "batch": args.batch, "hops": args.hops, "repeats": args.repeats,
-                     "num_params": P},
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "backbones": results,
-    }
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+    run.write(args.out, {"context": CONTEXT, "batch": args.batch, "hops": args.hops, "repeats": args.repeats,
+                         "num_params": P}, backbones=results)
 
 
 if __name__ == "__main__":

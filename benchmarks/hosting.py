@@ -34,10 +34,6 @@ compare numbers from one run only.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -51,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # fxlib from this checkout, fx_user (the user-style callables) from tests/, raw from benchmarks/
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from fxlib.atomic import write_json  # noqa: E402
+from report import Run  # noqa: E402 (benchmarks/report.py)
 from fxlib.chain import FxChain  # noqa: E402
 from fxlib.hosts import Effect, load_effect  # noqa: E402
 
@@ -151,37 +147,13 @@ def bench_chain(chain: FxChain, args: argparse.Namespace) -> dict:
 
 
 # -- the run ----------------------------------------------------------------------------------
-def machine() -> dict:
-    import pedalboard
-    info = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "numpy": np.__version__,
-            "pedalboard": pedalboard.__version__}
-    if hasattr(os, "getloadavg"):
-        info["load_average_1_5_15_min_at_start"] = [round(v, 2) for v in os.getloadavg()]
-    if hasattr(os, "sched_getaffinity"):
-        info["cpus_usable"] = len(os.sched_getaffinity(0))
-    try:
-        import torch
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        pass
-    return info
-
-
 def skipped(e: BaseException) -> dict:
     return {"skipped": f"{type(e).__name__}: {e}".strip()}
 
 
 def run(args: argparse.Namespace) -> dict:
-    started = time.perf_counter()
+    """The figures: ``raw_calls`` (what each backend's raw call is), ``backends`` and ``chains``."""
     report: dict[str, Any] = {
-        "benchmark": "hosting",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "machine": machine(),
-        "settings": {"quick": args.quick, "repeats": args.repeats, "stream_seconds": args.stream_seconds,
-                     "block": BLOCK, "sample_rate": SR, "signal": "white noise, -20 dBFS, seeded"},
         "raw_calls": {"builtin": "pedalboard plugin .process(audio, sr, reset=False)",
                       "vst3": "pedalboard ExternalPlugin .process(audio, sr, reset=False)",
                       "lv2": "the plugin's C run(handle, frames) via ctypes per max_block frames, buffers already "
@@ -222,7 +194,6 @@ def run(args: argparse.Namespace) -> dict:
                     traceback.print_exc()
             report["chains"].append(entry)
             print_entry(name, entry)
-    report["wall_seconds"] = round(time.perf_counter() - started, 1)
     return report
 
 
@@ -250,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     args.stream_seconds = args.stream_seconds or (2.0 if args.quick else 10.0)
     if args.repeats < 1 or args.stream_seconds * SR < BLOCK:
         parser.error("--repeats must be >= 1 and --stream-seconds long enough for one 1024-sample buffer")
-    report = run(args)
-    write_json(args.out, report)
-    print(f"wrote {args.out} in {report['wall_seconds']} s")
+    bench = Run("hosting")
+    bench.write(args.out, {"quick": args.quick, "repeats": args.repeats, "stream_seconds": args.stream_seconds,
+                           "block": BLOCK, "sample_rate": SR, "signal": "white noise, -20 dBFS, seeded"}, **run(args))
     return 0
 
 

@@ -22,10 +22,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # fxlib from this checkout; raw
 
 from fxlib import FxChain  # noqa: E402
-from fxlib.atomic import write_json  # noqa: E402
+from report import Run  # noqa: E402 (benchmarks/report.py)
 from fxlib.model import DeepAFx, curve_ranges  # noqa: E402
 from fxlib.presets import chain_spec  # noqa: E402
 from fxlib.tasks import get_task  # noqa: E402
@@ -121,23 +117,11 @@ def bench_task(task: str, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = arguments(argv)
-    started = time.perf_counter()
-    load_at_start = [round(v, 2) for v in os.getloadavg()]
+    run = Run("inference")
     results = {task: bench_task(task, args) for task in args.tasks}
-    report = {
-        "benchmark": "inference",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "load_average": load_at_start, "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
-        "settings": {"seconds": args.seconds, "repeats": args.repeats, "signal": "white noise, -20 dBFS, seeded",
-                     "model": "untrained, built as fxlib.train.Trainer builds the task's quick profile"},
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "tasks": results,
-    }
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+    run.write(args.out, {"seconds": args.seconds, "repeats": args.repeats, "signal": "white noise, -20 dBFS, seeded",
+                         "model": "untrained, built as fxlib.train.Trainer builds the task's quick profile"},
+              tasks=results)
 
 
 if __name__ == "__main__":

@@ -33,10 +33,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -49,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # fxlib from this checkout; raw and peer_engine
 
 from fxlib import FxChain, presets  # noqa: E402
-from fxlib.atomic import write_json  # noqa: E402
+from report import Run  # noqa: E402 (benchmarks/report.py)
 from fxlib.layer import BlackBoxFx  # noqa: E402
 
 from peer_engine import PeerEngine, PeerFunction  # noqa: E402
@@ -223,31 +220,17 @@ def bench_setting(spec: dict, chain: FxChain, mode: str, frame: int, batch: int,
 def main(argv: list[str] | None = None) -> None:
     args = arguments(argv)
     torch.set_num_threads(1)  # the main process only waits while the workers render
-    started = time.perf_counter()
-    load_at_start = [round(v, 2) for v in os.getloadavg()]
+    run = Run("spsa")
     results = {}
     for name in args.chains:
         results[name] = bench_chain(name, args)
         if results[name]["status"] != "ok":
             print(f"{name}: skipped ({results[name]['reason']})", flush=True)
-    import pedalboard
-
-    report = {
-        "benchmark": "spsa",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "pedalboard": pedalboard.__version__, "load_average": load_at_start,
-                    "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
-        "settings": {"draws": DRAWS, "epsilon": EPSILON, "repeats": args.repeats, "quick": args.quick,
-                     "modes": {"1024": "stream", "other": "clip"}, "targets_on_2_cores": TARGETS,
-                     "bound": "raw plugin calls (benchmarks/raw.py), one thread, divided by the workers",
-                     "peer": "benchmarks/peer_engine.py: one forked process per batch item, pipes"},
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "chains": results,
-    }
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+    run.write(args.out, {"draws": DRAWS, "epsilon": EPSILON, "repeats": args.repeats, "quick": args.quick,
+                         "modes": {"1024": "stream", "other": "clip"}, "targets_on_2_cores": TARGETS,
+                         "bound": "raw plugin calls (benchmarks/raw.py), one thread, divided by the workers",
+                         "peer": "benchmarks/peer_engine.py: one forked process per batch item, pipes"},
+              chains=results)
 
 
 if __name__ == "__main__":

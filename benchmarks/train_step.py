@@ -34,11 +34,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -53,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # fxlib from this checkout; raw
 
 from fxlib import FxChain  # noqa: E402
-from fxlib.atomic import write_json  # noqa: E402
+from report import Run  # noqa: E402 (benchmarks/report.py)
 from fxlib.layer import BlackBoxFx  # noqa: E402
 from fxlib.losses import get_loss  # noqa: E402
 from fxlib.model import DeepAFx, curve_ranges  # noqa: E402
@@ -218,24 +215,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(bench_task(args.child, args)))
         return
-    started = time.perf_counter()
-    load_at_start = [round(v, 2) for v in os.getloadavg()]
+    run = Run("train_step")
     results = {name: {policy: run_child(name, policy, args) for policy in POLICIES} for name in args.tasks}
-    report = {
-        "benchmark": "train_step",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "load_average": load_at_start,
-                    "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
-        "settings": {"steps": args.steps, "data": "seeded noise batches of the profile's shapes",
-                     "bound": "(torch work on one thread + the plugins' own renders on one thread) / cores",
-                     "environments": POLICIES},
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "tasks": results,
-    }
-    write_json(args.out, report)
-    print(f"wrote {args.out}")
+    run.write(args.out, {"steps": args.steps, "data": "seeded noise batches of the profile's shapes",
+                         "bound": "(torch work on one thread + the plugins' own renders on one thread) / cores",
+                         "environments": POLICIES}, tasks=results)
 
 
 if __name__ == "__main__":
