@@ -53,6 +53,11 @@ class RunFormatError(FxError):
     record, a file that is not what its name says. The message names the file."""
 
 
+class RunWriteError(FxError):
+    """A run folder's file could not be written (a full disk, for example); the message names it
+    and says that the previous version of the file is kept."""
+
+
 def folder_record(folder: str | os.PathLike) -> dict[str, Any]:
     """The record of a run folder (``run.json``) or of an exported model's folder (``record.json``,
     :meth:`RunDir.export_model`), as plain data: task, profile, chain, seed and the rest.
@@ -255,8 +260,12 @@ class RunDir:
 
     @staticmethod
     def _save(state: Mapping[str, Any], path: Path) -> None:
-        with atomic_output(path) as tmp:
-            torch.save(dict(state), tmp)
+        try:
+            with atomic_output(path) as tmp:
+                torch.save(dict(state), tmp)
+        except (OSError, RuntimeError) as e:  # a full disk, a lost mount; torch's zip writer raises RuntimeError
+            raise RunWriteError(f"could not write {path} ({type(e).__name__}: {e}); the previous {path.name} is "
+                                "kept, unchanged") from e
 
     @staticmethod
     def _load(path: Path) -> dict[str, Any]:
