@@ -60,6 +60,34 @@ def test_demo_stimuli_hold_references_anchor_and_matched_loudness(demo):
         assert band_db(audio[ANCHOR], 6000, 11000) < band_db(reference, 6000, 11000) - 40
 
 
+def _damaged_copy(demo: Path, tmp_path: Path, change) -> Path:
+    import shutil
+
+    copy = tmp_path / "stimuli"
+    shutil.copytree(demo, copy)
+    manifest = json.loads((copy / "stimuli.json").read_text())
+    change(manifest, copy)
+    (copy / "stimuli.json").write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (lambda m, root: m.pop("trials"), DataError, "'trials' must be a non-empty list"),
+    (lambda m, root: m["trials"][1].pop("reference"), DataError, "trial 1 needs an 'id', a 'reference' file"),
+    (lambda m, root: m["trials"][0]["stimuli"][2].pop("sha256"), DataError,
+     "trial 'trial00': each stimulus needs a 'system', a 'file' and its 'sha256'"),
+    (lambda m, root: m["trials"][0].update(reference="../../secret.wav"), DataError,
+     "trial 'trial00' lists ../../secret.wav, outside the stimuli folder"),
+    (lambda m, root: (root / m["trials"][0]["stimuli"][0]["file"]).unlink(), DataNotFoundError, "which does not exist"),
+    (lambda m, root: (root / m["trials"][0]["stimuli"][0]["file"]).write_bytes(b"RIFF"), DataError,
+     "is not the file the set was made with"),
+], ids=["no-trials", "no-reference", "no-checksum", "escapes", "missing-file", "other-file"])
+def test_a_malformed_stimuli_set_is_named_not_half_loaded(demo, tmp_path, change, error, message):
+    copy = _damaged_copy(demo, tmp_path, change)
+    with pytest.raises(error, match=message):
+        read_stimuli(copy)
+
+
 def test_stimuli_export_resumes_and_refuses_other_settings(tmp_path):
     root = tmp_path / "stimuli"
     first = demo_stimuli(root, seed=3, trials=3, seconds=1.0)
@@ -229,6 +257,25 @@ def test_ratings_of_another_stimuli_set_are_refused(demo, tmp_path):
     ListeningSession(demo, "bob", ratings).rate({label: 40 for label in "ABCDE"})
     with pytest.raises(StimuliMismatchError, match="mixes ratings"):
         load_ratings(ratings)
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (lambda r: r.pop("fingerprint"), DataError, "'fingerprint' must be a str, got None"),
+    (lambda r: r.update(simulated="no"), DataError, "'simulated' must be a bool"),
+    (lambda r: r["ratings"].update(trial00={"labels": {}}), DataError, "trial 'trial00' holds no 'ratings'"),
+    (lambda r: next(iter(r["ratings"].values()))["ratings"].update(anchor=250), RatingError,
+     "the rating of stimulus anchor is 250, outside 0 to 100"),
+], ids=["no-fingerprint", "simulated-not-bool", "trial-without-ratings", "score-out-of-range"])
+def test_a_malformed_ratings_file_is_named(demo, tmp_path, change, error, message):
+    ratings = tmp_path / "ratings"
+    ListeningSession(demo, "ann", ratings).rate({label: 40 for label in "ABCDE"})
+    path = ratings / "ann.json"
+    content = json.loads(path.read_text())
+    change(content)
+    path.write_text(json.dumps(content))
+    with pytest.raises(error, match=message) as caught:
+        load_ratings(ratings, demo)
+    assert str(path) in str(caught.value)
 
 
 # ------------------------------------------------------------------------------------ widget

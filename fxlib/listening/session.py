@@ -184,7 +184,27 @@ class ListeningSession:
 
 
 def read_ratings_file(path: Path) -> dict[str, Any]:
-    """A ratings file's content, checked for its kind and format."""
-    return read_kit_file(path, RATINGS_KIND, "ratings")
+    """A ratings file's content, checked for its kind, format and structure: a ``listener`` and a
+    ``fingerprint`` (strings), ``simulated`` (true or false), and ``ratings`` per trial, each a
+    score from 0 to 100 per system.
+
+    Raises:
+        DataError: not a ratings file, or a malformed one (the file and the field are named).
+        RatingError: a score that is not a number from 0 to 100 (the file, trial and system named).
+    """
+    state = read_kit_file(path, RATINGS_KIND, "ratings")
+    kinds = {"listener": str, "fingerprint": str, "simulated": bool, "ratings": dict}
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind):
+            raise DataError(f"{path}: {key!r} must be a {kind.__name__}, got {state.get(key)!r}")
+    for trial, record in state["ratings"].items():
+        if not isinstance(record, dict) or not isinstance(record.get("ratings"), dict):
+            raise DataError(f"{path}: trial {trial!r} holds no 'ratings' of its systems")
+        for system, score in record["ratings"].items():
+            try:
+                check_rating(score, system, trial)
+            except RatingError as e:
+                raise RatingError(f"{path}: {e}") from e
+    return state
 
 

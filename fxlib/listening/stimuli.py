@@ -100,7 +100,9 @@ def read_stimuli(stimuli_dir: str | os.PathLike) -> dict[str, Any]:
 
     Raises:
         DataNotFoundError: no manifest (make the set with :func:`export_stimuli` or :func:`demo_stimuli`).
-        DataError: not a stimuli manifest, or a listed file is missing.
+        DataError: not a stimuli manifest, a malformed one (the trial is named), a listed file outside
+            the folder, or a stimulus file whose checksum differs from the manifest's.
+        DataNotFoundError: a listed file is missing.
     """
     root = Path(stimuli_dir)
     path = root / MANIFEST
@@ -108,10 +110,30 @@ def read_stimuli(stimuli_dir: str | os.PathLike) -> dict[str, Any]:
         raise DataNotFoundError(f"{root} holds no {MANIFEST}: make a stimuli set there with "
                                 "fxlib.listening.export_stimuli (trained runs) or demo_stimuli")
     manifest = read_kit_file(path, STIMULI_KIND, "stimuli")
-    for trial in manifest["trials"]:
+    trials = manifest.get("trials")
+    if not isinstance(trials, list) or not trials:
+        raise DataError(f"{path}: 'trials' must be a non-empty list")
+    for i, trial in enumerate(trials):
+        where = f"{path}: trial {i}"
+        if not isinstance(trial, dict) or not isinstance(trial.get("id"), str) \
+                or not isinstance(trial.get("reference"), str) or not isinstance(trial.get("stimuli"), list) \
+                or not trial["stimuli"]:
+            raise DataError(f"{where} needs an 'id', a 'reference' file and a non-empty list of 'stimuli'")
+        where = f"{path}: trial {trial['id']!r}"
+        for stimulus in trial["stimuli"]:
+            if not isinstance(stimulus, dict) or not all(isinstance(stimulus.get(k), str)
+                                                         for k in ("system", "file", "sha256")):
+                raise DataError(f"{where}: each stimulus needs a 'system', a 'file' and its 'sha256'")
         for rel in [trial["reference"]] + [s["file"] for s in trial["stimuli"]]:
-            if not (root / rel).is_file():
-                raise DataNotFoundError(f"{path}: trial {trial['id']!r} lists {rel}, which does not exist")
+            file = (root / rel).resolve()
+            if Path(rel).is_absolute() or not file.is_relative_to(root.resolve()):
+                raise DataError(f"{where} lists {rel}, outside the stimuli folder")
+            if not file.is_file():
+                raise DataNotFoundError(f"{where} lists {rel}, which does not exist")
+        for stimulus in trial["stimuli"]:
+            if file_digest(root / stimulus["file"]) != stimulus["sha256"]:
+                raise DataError(f"{where}: {stimulus['file']} is not the file the set was made with (its "
+                                "sha256 differs); export the set again")
     return manifest
 
 
