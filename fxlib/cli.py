@@ -178,8 +178,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     folder = export(_cwd_path(args.run), _cwd_path(args.to), _cwd_path(args.results) if args.results else None,
                     args.excerpts, args.seconds)
-    print(f"wrote {folder}: model.pt, record.json, log.csv, fixed.json, excerpts/"
-          f"{', the results table' if args.results else ''}")
+    print(f"wrote {folder}: " + ", ".join(sorted(p.name + "/" * p.is_dir() for p in folder.iterdir())))
     return 0
 
 
