@@ -73,6 +73,13 @@ PROFILES = ("smoke", "quick", "paper")
 #: The longest one cell may run, in seconds, per profile, so that a kernel that stops answering
 #: fails the run (naming the notebook and cell) instead of hanging it; None: no limit.
 CELL_TIMEOUT_S = {"smoke": 900, "quick": 3600, "paper": None}
+#: The longest a kernel may take to start and answer its first request, in seconds.
+START_TIMEOUT_S = 120
+#: The longest papermill waits for a reply that belongs to no cell, in seconds: its closing
+#: ``kernel_info`` request after the last cell. Left to papermill, that wait is as long as a cell
+#: may run (:data:`CELL_TIMEOUT_S`), so a kernel that stops answering after the last cell holds
+#: the run that long while idle (papermill issue 711).
+HANDSHAKE_TIMEOUT_S = 120
 
 
 class NotebookError(FxError, RuntimeError):
@@ -119,8 +126,60 @@ def build_data(tasks: Sequence[str], profile: str, seed: int) -> None:
         log.info("%s ready (%.0f s)", folder, time.monotonic() - started)
 
 
+def execute_notebook(source: str | os.PathLike, output: str | os.PathLike, parameters: dict | None = None,
+                     cwd: str | os.PathLike | None = None, cell_timeout: float | None = None,
+                     shown_as: str | os.PathLike | None = None) -> None:
+    """Execute ``source`` into ``output`` with papermill in the :data:`KERNEL` kernel.
+
+    Each cell may run ``cell_timeout`` seconds (None: no limit); the kernel's start-up and the
+    closing handshake after the last cell are bounded by :data:`START_TIMEOUT_S` and
+    :data:`HANDSHAKE_TIMEOUT_S` whatever ``cell_timeout`` is.
+
+    Args:
+        source: the notebook to run.
+        output: where papermill writes the executed notebook (also when a cell fails).
+        parameters: values papermill injects after the ``parameters`` cell.
+        cwd: the folder the kernel runs in (default: ``source``'s folder).
+        cell_timeout: seconds one cell may run; None: no limit.
+        shown_as: the path error messages give for the executed notebook (default: ``output``).
+
+    Raises:
+        NotebookError: naming the notebook, the failing cell (its index in the executed notebook,
+            which counts the injected parameters cell, and its execution count) and the exception,
+            or the wait that ran out.
+    """
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    source, output = Path(source), Path(output)
+    shown = shown_as or output
+    if not source.is_file():
+        raise NotebookError(f"notebook {source} does not exist")
+    try:
+        # nbclient gives the cells timeout_func's limit and every other wait its `timeout`, which
+        # papermill sets from execution_timeout.
+        papermill.execute_notebook(str(source), str(output), parameters=dict(parameters or {}),
+                                   cwd=str(cwd or source.parent), progress_bar=False, kernel_name=notebook_kernel(),
+                                   start_timeout=START_TIMEOUT_S, execution_timeout=HANDSHAKE_TIMEOUT_S,
+                                   timeout_func=lambda cell: cell_timeout)
+    except PapermillExecutionError as e:
+        first_line = next((line for line in e.source.splitlines() if line.strip()), "")
+        raise NotebookError(f"notebook {source.name} failed in cell {e.cell_index} (In [{e.exec_count}]: "
+                            f"{first_line!r} ...): {e.ename}: {e.evalue}; the partly executed notebook is "
+                            f"{shown}") from e
+    except (CellTimeoutError, DeadKernelError) as e:
+        raise NotebookError(f"notebook {source.name} stopped in cell {_running_cell(output)} "
+                            f"({type(e).__name__}: the kernel did not finish the cell within {cell_timeout} s "
+                            f"or died); the partly executed notebook is {shown}") from e
+    except AssertionError as e:  # nbclient asserts that a wait that ran out belongs to a cell
+        raise NotebookError(f"notebook {source.name}: every cell ran, but the kernel did not answer papermill's "
+                            f"closing kernel_info request within {HANDSHAKE_TIMEOUT_S} s; the executed "
+                            f"notebook is {shown}") from e
+
+
 def run_notebook(job: Job) -> float:
-    """Execute ``job.source`` into ``job.output`` with papermill, in the notebook's own folder.
+    """Execute ``job.source`` into ``job.output`` (:func:`execute_notebook`), in the notebook's own folder.
 
     The executed notebook is written beside ``job.output`` and renamed onto it when execution
     ends, also when it fails (the partly executed notebook shows where and why).
@@ -129,30 +188,13 @@ def run_notebook(job: Job) -> float:
         The wall time in seconds.
 
     Raises:
-        NotebookError: naming the notebook, the failing cell (its index in the executed notebook,
-            which counts the injected parameters cell, and its execution count) and the exception.
+        NotebookError: see :func:`execute_notebook`.
     """
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    if not job.source.is_file():
-        raise NotebookError(f"notebook {job.source} does not exist")
     job.output.parent.mkdir(parents=True, exist_ok=True)
     partial = job.output.with_name(f".{job.output.stem}.{os.getpid()}.partial.ipynb")
     started = time.monotonic()
     try:
-        papermill.execute_notebook(str(job.source), str(partial), parameters=job.parameters, cwd=str(job.source.parent),
-                                   progress_bar=False, kernel_name=notebook_kernel(), execution_timeout=job.cell_timeout)
-    except PapermillExecutionError as e:
-        first_line = next((line for line in e.source.splitlines() if line.strip()), "")
-        raise NotebookError(f"notebook {job.source.name} failed in cell {e.cell_index} (In [{e.exec_count}]: "
-                            f"{first_line!r} ...): {e.ename}: {e.evalue}; the partly executed notebook is "
-                            f"{job.output}") from e
-    except (CellTimeoutError, DeadKernelError) as e:
-        raise NotebookError(f"notebook {job.source.name} stopped in cell {_running_cell(partial)} "
-                            f"({type(e).__name__}: the kernel did not finish the cell within {job.cell_timeout} s "
-                            f"or died); the partly executed notebook is {job.output}") from e
+        execute_notebook(job.source, partial, job.parameters, job.source.parent, job.cell_timeout, job.output)
     finally:
         if partial.exists():
             os.replace(partial, job.output)

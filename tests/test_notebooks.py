@@ -22,7 +22,7 @@ import pytest
 
 papermill = pytest.importorskip("papermill")
 
-from fxlib.reproduce import CELL_TIMEOUT_S, KERNEL, notebook_kernel, task_parameters  # noqa: E402 (after the skip when papermill is missing)
+from fxlib.reproduce import CELL_TIMEOUT_S, KERNEL, execute_notebook, notebook_kernel, task_parameters  # noqa: E402 (after the skip when papermill is missing)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -51,9 +51,8 @@ def smoke_parameters(notebook: Path, tmp: Path) -> dict:
 def execute(notebook: Path, tmp: Path, **overrides) -> nbformat.NotebookNode:
     """Run ``notebook`` with smoke parameters (and ``overrides``) into ``tmp``; the executed notebook."""
     output = tmp / f"executed-{notebook.name}"
-    papermill.execute_notebook(str(notebook), str(output), parameters={**smoke_parameters(notebook, tmp), **overrides},
-                               cwd=str(notebook.parent), progress_bar=False, kernel_name=notebook_kernel(),
-                               execution_timeout=CELL_TIMEOUT_S["smoke"])
+    execute_notebook(notebook, output, {**smoke_parameters(notebook, tmp), **overrides},
+                     cell_timeout=CELL_TIMEOUT_S["smoke"])
     return nbformat.read(output, as_version=4)
 
 
@@ -170,8 +169,7 @@ def test_task_notebook_plays_the_shipped_model_by_default(name, tmp_path):
     (project / "paper").mkdir()
     executed = tmp_path / f"executed-{name}"
     before = repository_outputs()
-    papermill.execute_notebook(str(ROOT / "notebooks" / name), str(executed), cwd=str(project / "notebooks"),
-                               progress_bar=False, kernel_name=notebook_kernel(), execution_timeout=CELL_TIMEOUT_S["smoke"])
+    execute_notebook(ROOT / "notebooks" / name, executed, cwd=project / "notebooks", cell_timeout=CELL_TIMEOUT_S["smoke"])
     nb = nbformat.read(executed, as_version=4)
     folder = project / "runs" / f"{shipped_name(task)}-shipped"
     assert (folder / "model.pt").is_file() and not (folder / "checkpoint.pt").exists(), "it trained"

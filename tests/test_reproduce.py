@@ -87,6 +87,18 @@ def test_a_cell_that_never_ends_fails_the_run_naming_the_cell(tmp_path):
     assert job.output.exists()  # the partly executed notebook is kept
 
 
+def test_the_limit_on_waits_outside_cells_leaves_a_cell_its_own_limit(tmp_path, monkeypatch):
+    """papermill's waits that belong to no cell (its closing kernel_info request) are bounded by
+    HANDSHAKE_TIMEOUT_S; a cell that runs longer than that still runs to its own limit."""
+    monkeypatch.setattr(reproduce, "HANDSHAKE_TIMEOUT_S", 1)
+    slow = fake_notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(4)\n" + WRITES)
+    job = Job("slow", slow, tmp_path / "executed" / "slow.ipynb", {"out": str(tmp_path / "x.txt"), "value": 2},
+              cell_timeout=120)
+    [outcome] = run_jobs([job])
+    assert outcome.status == "done", outcome.error
+    assert (tmp_path / "x.txt").read_text() == "4"
+
+
 def test_every_notebook_runs_when_none_fails(tmp_path):
     jobs = [Job(name, fake_notebook(tmp_path / f"{name}.ipynb", WRITES), tmp_path / "out" / f"{name}.ipynb",
                 {"out": str(tmp_path / f"{name}.txt"), "value": i}) for i, name in enumerate(["a", "b"])]
