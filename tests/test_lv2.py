@@ -130,6 +130,29 @@ def test_reset_gives_a_bit_identical_fresh_instance():
     np.testing.assert_array_equal(squashing_mbc().process(x), first)
 
 
+def test_a_render_after_reset_does_not_depend_on_earlier_settings():
+    """A fresh instance starts from the controls of its first render: Calf reads its controls when
+    activated and on its first run, so an instance run at other settings before the reset (the
+    chain's previous render) would colour the next render."""
+    from fxlib import FxChain
+    from fxlib.presets import chain_spec
+
+    load(CALF_MBC)
+    x = 0.1 * np.random.default_rng(0).standard_normal((1, 11025)).astype(np.float32)
+    # seed 215: of 400 random settings, the one whose renders came out 0.04 apart from an instance
+    # first run at the defaults and from one first run at the setting itself, when every new
+    # instance ran a silent frame at the controls it held
+    u = np.random.default_rng(215).uniform(0.05, 0.95, 21)
+    other = np.random.default_rng(1).uniform(0.05, 0.95, 21)
+    chain = FxChain.from_spec(chain_spec("amp-lv2"))
+    assert chain.num_params == 21
+    first = chain.process(x, u)
+    for before in (u, other):
+        chain.process(x, before)
+        chain.reset()
+        np.testing.assert_array_equal(chain.process(x, u), first)
+
+
 def test_state_persists_across_calls():
     x = loud(2, 0.5)
     whole = squashing_mbc().process(x)

@@ -18,9 +18,13 @@ size, sample rate) and ``bufsz:boundedBlockLength``. A plugin that requires anyt
 
 Latency: the value of the plugin's latency output port (``lv2:reportsLatency`` or
 ``lv2:designation lv2:latency``), in samples, read after every run (so a parameter change
-that moves it shows after the next ``process``). Each fresh instance runs one frame of
-silence so that ``latency`` is known before the first :meth:`Lv2Effect.process`. The output
-is the raw plugin output, delayed by that latency.
+that moves it shows after the next ``process``). The first instance runs one frame of silence
+so that ``latency`` is known before the first :meth:`Lv2Effect.process`, and is then replaced.
+The output is the raw plugin output, delayed by that latency.
+
+Every instance is activated by its first run, so that it starts from the control values of that
+run: a render after :meth:`Lv2Effect.reset` does not depend on what earlier renders set
+(plugins such as Calf's read their controls when activated and on their first run).
 """
 from __future__ import annotations
 
@@ -385,6 +389,9 @@ class Lv2Effect(Effect):
         self._latency_port = self._find_latency_port(n_ports)
         self._features = self._make_features()
         self._instantiate()
+        self._audio_in[:, 0] = 0.0
+        self._run_block(1)  # reads the latency at the default controls
+        self.reset()
 
     def _check_features(self) -> None:
         world = self._world
@@ -466,7 +473,7 @@ class Lv2Effect(Effect):
             *(ctypes.pointer(f) for f in self._feature_structs))
 
     def _instantiate(self) -> None:
-        """Make a fresh instance, connect every port, activate it and run one silent frame to read latency."""
+        """Make a fresh instance and connect every port; its first run activates it (:meth:`_run_block`)."""
         instance = self._world.lib.lilv_plugin_instantiate(self._plugin, self.sample_rate, self._features)
         if not instance:
             raise UnsupportedPluginError(
@@ -479,11 +486,9 @@ class Lv2Effect(Effect):
         for index, address in self._connections:
             connect(self._handle, index, address)
         self._run = _RUN(descriptor.run)
+        self._activate = _HANDLE_ONLY(descriptor.activate) if descriptor.activate else None
         self._deactivate = _HANDLE_ONLY(descriptor.deactivate) if descriptor.deactivate else None
-        if descriptor.activate:
-            _HANDLE_ONLY(descriptor.activate)(self._handle)
-        self._audio_in[:, 0] = 0.0
-        self._run_block(1)
+        self._active = False
 
     # -- the Effect interface ------------------------------------------------------------------
     def _set(self, name: str, value: Any) -> None:
@@ -496,6 +501,10 @@ class Lv2Effect(Effect):
         return functools.partial(self._controls.__setitem__, self._index[name])
 
     def _run_block(self, frames: int) -> None:
+        if not self._active:
+            if self._activate is not None:
+                self._activate(self._handle)
+            self._active = True
         self._atom_out_header[:] = self._atom_out_fill
         self._run(self._handle, frames)
         if self._latency_port is not None:
@@ -521,7 +530,7 @@ class Lv2Effect(Effect):
     def close(self) -> None:
         """Deactivate and free the instance; safe to call twice."""
         if self._instance is not None:
-            if self._deactivate is not None:
+            if self._active and self._deactivate is not None:
                 self._deactivate(self._handle)
             self._world.lib.lilv_instance_free(self._instance)
             self._instance = None
