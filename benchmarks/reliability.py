@@ -71,8 +71,11 @@ def run_tests(node_ids: list[str]) -> list[dict]:
     """Run ``node_ids`` (slow tests included); ``[{"test", "outcome"}]`` per test case."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "", "-p", "no:cacheprovider",
-                        f"--junitxml={report}", *node_ids], cwd=ROOT, stdout=subprocess.DEVNULL)
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "", "-p", "no:cacheprovider",
+                               f"--junitxml={report}", *node_ids], cwd=ROOT, capture_output=True, text=True)
+        if done.returncode not in (0, 1):  # 1: some test failed, counted below; others: pytest could not run them
+            raise SystemExit(f"pytest could not run the reliability tests (exit {done.returncode}):\n"
+                             f"{done.stdout[-3000:]}{done.stderr[-2000:]}")
         cases = []
         for case in ET.parse(report).getroot().iter("testcase"):
             outcome = "passed"

@@ -7,10 +7,22 @@ Importing fxlib sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is already set: torch
 OpenMP threads then sleep instead of spinning, and so leave the cores to the render workers
 between the encoder's passes (``benchmarks/train_step.py`` times a step both ways). libgomp
 reads the variable when torch is first imported, so import fxlib before torch.
+
+On x86-64 it also sets ``ONEDNN_MAX_CPU_ISA=AVX2`` and ``ATEN_CPU_CAPABILITY=avx2`` unless they
+are set: torch's CPU kernels (oneDNN's convolutions above all) otherwise pick AVX-512 where the
+processor has it, and their results differ in the last bits from the AVX2 ones; SPSA training
+grows such differences into different models, so a seeded run would give other tables on a
+machine with another instruction set. Both are read at torch's first computation, so this holds
+when fxlib is imported before any tensor is computed (``benchmarks/isa.py`` shows the
+difference and what the pin costs).
 """
 import os
+import platform
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if platform.machine().lower() in ("x86_64", "amd64"):
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+    os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
 
 from .chain import FxChain
 from .errors import (AudioFormatError, BackendUnavailableError, FxError, ParameterError, PluginNotFoundError,
