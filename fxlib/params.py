@@ -197,6 +197,19 @@ class Param:
         return cls(owner=owner, **d)
 
 
+_LIBM_POW = np.frompyfunc(math.pow, 2, 1)
+
+
+def _pow(base: Any, exponent: np.ndarray) -> np.ndarray:
+    """``base ** exponent`` entry by entry with the C library's ``pow``, as Python's float ``**`` does.
+
+    numpy's own power runs SIMD code on some processors (AVX-512) that rounds differently, and a
+    chain's native values must not depend on the machine, nor on whether they were mapped one
+    at a time (:meth:`Param.to_native` on a float) or as a batch.
+    """
+    return _LIBM_POW(base, exponent).astype(np.float64)
+
+
 class NativeMap:
     """The unit -> native mapping of several parameters at once, vectorised with numpy.
 
@@ -250,10 +263,12 @@ class NativeMap:
         u = np.minimum(np.maximum(u, 0.0), 1.0)
         out = self._low + u * self._span
         if self._log.any():
-            out = np.where(self._log, self._low * self._ratio ** u, out)
+            log = self._log
+            out[..., log] = self._low[log] * _pow(self._ratio[log], u[..., log])
         if self._db.any():
-            gain = 10.0 ** ((self._db_low + u * self._db_span) / 20.0)
-            out = np.where(self._db & (u > 0), gain, np.where(self._db, self._low, out))
+            db = self._db
+            gain = _pow(10.0, (self._db_low[db] + u[..., db] * self._db_span[db]) / 20.0)
+            out[..., db] = np.where(u[..., db] > 0, gain, self._low[db])
         out = np.minimum(np.maximum(out, self._floor), self._ceiling)
         if self._choice.size:
             out[..., self._choice] = np.minimum((u[..., self._choice] * self._count).astype(np.int64),
