@@ -132,9 +132,16 @@ def provenance(extra: Mapping[str, Any] | None = None, command: str | None = Non
     return {"command": command,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                        "cpus": os.cpu_count(), "torch": torch.__version__,
+                        "cpus": os.cpu_count(), "avx512": _has_avx512(), "torch": torch.__version__,
                         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
             **(extra or {})}
+
+
+def _has_avx512() -> bool:
+    """Whether numpy uses AVX-512 code here (its SIMD functions round differently with it)."""
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    return bool(__cpu_features__.get("AVX512F"))
 
 
 def evaluate_run(run: RunDir | str | os.PathLike, results_dir: str | os.PathLike | None = None,

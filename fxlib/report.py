@@ -38,6 +38,60 @@ class Outcome:
     command: str = ""
 
 
+#: How closely a seeded run repeats its results tables (relative difference of every value): in
+#: another process, with another number of render workers, under load (tests/test_reproducible.py),
+#: and on a fresh machine of the same kind (benchmarks/cross_machine.py).
+REPEAT_REL = 1e-6
+#: What benchmarks/cross_machine.py last measured (a fresh machine's run against paper/results).
+CROSS_MACHINE = Path("benchmarks") / "results" / "cross_machine.json"
+
+
+def table_differences(first: Mapping[str, Mapping[str, float]], second: Mapping[str, Mapping[str, float]],
+                      rel: float = REPEAT_REL) -> list[str]:
+    """The entries of two results tables (``{system: {metric: value}}``) that differ by more than
+    ``rel`` (relative, with 1e-12 absolute for zeros) or that one table lacks, as ``"system metric: a != b"``."""
+    found = []
+    for system in sorted(set(first) | set(second)):
+        a, b = first.get(system, {}), second.get(system, {})
+        for metric in sorted(set(a) | set(b)):
+            x, y = a.get(metric), b.get(metric)
+            if x is None or y is None or not math.isclose(x, y, rel_tol=rel, abs_tol=1e-12):
+                found.append(f"{system} {metric}: {x} != {y}")
+    return found
+
+
+def _reproducibility(root: Path, results: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+    """The report's section on what a seeded run repeats, and what was last measured across machines
+    (``root/CROSS_MACHINE``, when it measured these ``results``: the same ``created`` stamps)."""
+    lines = ["## Reproducibility", "",
+             f"A seeded run repeats every value of its results tables to a relative {REPEAT_REL:g} in another "
+             "process, with another number of render workers and under CPU load (`tests/test_reproducible.py`, on "
+             "the built-in and the LV2 amp chains). What a run depends on, and how each is held: the seed fixes "
+             "every draw; each batch item's render does not depend on which worker renders it, nor, for LV2, on "
+             "the settings of the render before it; `constraints.txt` pins the Python packages to those of the "
+             "committed run; importing fxlib pins torch's CPU instruction set to AVX2 on x86-64 (AVX-512 kernels "
+             "round differently, and training grows the difference: `benchmarks/results/isa.json`); the plugins are "
+             "Debian bookworm's packages; parameter values are mapped with the C library's `pow`, not numpy's "
+             "SIMD code. Not held: numpy's SIMD code for `exp`, `log`, `sin` and `power` rounds differently on "
+             "processors with AVX-512, and the offline data builders use it (`NPY_DISABLE_CPU_FEATURES` did not "
+             "change numpy 2.4's results). The same tolerance is therefore expected on a fresh x86-64 machine "
+             "with the same AVX-512 support running Debian bookworm: `python benchmarks/cross_machine.py "
+             "<folder>` compares the results of a fresh clone's `make reproduce` with these.", ""]
+    path = root / CROSS_MACHINE
+    measured = json.loads(path.read_text()) if path.exists() else {}
+    made = {task: r.get("created") for task, r in results.items() if r}
+    if not made or measured.get("committed_created") != made:
+        return lines + ["Across machines: not measured since these tables were made.", ""]
+    verdict = "within" if measured["within_tolerance"] else "NOT within"
+    other = _machine(next(iter(measured["other_machine"].values())))
+    lines.append(f"Across machines, last measured {measured['created']}: a run on {other} against these tables, "
+                 f"{verdict} the tolerance:")
+    lines += [f"- {task}: " + ("every value within" if not diffs else f"{len(diffs)} values differ, e.g. {diffs[0]}")
+              for task, diffs in measured["differences"].items()]
+    return lines + [""]
+
+
+# -- the report ---------------------------------------------------------------------------------
 # -- the report ---------------------------------------------------------------------------------
 def _fmt(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"
@@ -206,6 +260,7 @@ def write_report(paper: Path, tasks: Sequence[str], outcomes: Sequence[Outcome] 
     lines += ["## At a glance", "", at_a_glance(tasks, results), ""]
     for task in tasks:
         lines.append(_task_section(task, results[task], by_task.get(task), paper.name))
+    lines += _reproducibility(paper.resolve().parent, results)
     path = paper / REPORT
     write_text(path, "\n".join(lines).replace("\n\n\n", "\n\n"))
     return path
@@ -239,5 +294,6 @@ def _machine(machine: Mapping[str, Any] | None) -> str:
     if machine is None:
         return f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     gpu = f", GPU {machine['cuda']}" if machine.get("cuda") else ", no GPU"
-    return (f"{machine.get('platform')}, {machine.get('cpus')} CPUs{gpu}, Python {machine.get('python')}, "
+    avx = {True: " with AVX-512", False: " without AVX-512"}.get(machine.get("avx512"), "")
+    return (f"{machine.get('platform')}, {machine.get('cpus')} CPUs{avx}{gpu}, Python {machine.get('python')}, "
             f"torch {machine.get('torch')}")

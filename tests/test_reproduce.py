@@ -210,3 +210,21 @@ def test_report_only_rewrites_the_report_from_results(tmp_path):
     text = (paper / "REPORT.md").read_text()
     assert "## amp:" in text and "report regenerated from results" in text
     assert json.loads((paper / "results" / "amp.json").read_text())["task"] == "amp"
+
+
+def test_the_report_shows_a_cross_machine_check_only_beside_the_tables_it_measured(tmp_path):
+    from fxlib.report import CROSS_MACHINE
+
+    paper = tmp_path / "paper"
+    results = {**fake_results("amp"), "created": "2026-12-05T10:00:00+00:00"}
+    write_json(paper / "results" / "amp.json", results)
+    measured = {"created": "2026-12-05T12:00:00+00:00", "committed_created": {"amp": results["created"]},
+                "other_machine": {"amp": {"platform": "Linux-other", "cpus": 2, "python": "3.11", "torch": "2.13"}},
+                "differences": {"amp": ["deepafx loss: 1.0 != 1.1"]}, "within_tolerance": False}
+    write_json(tmp_path / CROSS_MACHINE, measured)
+    text = write_report(paper, ["amp"]).read_text()
+    assert "## Reproducibility" in text and "Linux-other" in text and "NOT within the tolerance" in text
+    assert "- amp: 1 values differ, e.g. deepafx loss: 1.0 != 1.1" in text
+    write_json(paper / "results" / "amp.json", {**results, "created": "2026-12-06T10:00:00+00:00"})
+    text = write_report(paper, ["amp"]).read_text()
+    assert "Across machines: not measured since these tables were made." in text and "Linux-other" not in text
