@@ -228,3 +228,29 @@ def test_the_report_shows_a_cross_machine_check_only_beside_the_tables_it_measur
     write_json(paper / "results" / "amp.json", {**results, "created": "2026-12-06T10:00:00+00:00"})
     text = write_report(paper, ["amp"]).read_text()
     assert "Across machines: not measured since these tables were made." in text and "Linux-other" not in text
+
+
+def test_the_cross_machine_check_passes_equal_tables_and_names_a_difference(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    committed, same, other = (tmp_path / name for name in ("committed", "same", "other"))
+    write_json(committed / "amp.json", fake_results("amp"))
+    write_json(same / "amp.json", fake_results("amp"))
+    changed = fake_results("amp")
+    changed["systems"] = {s: {**row, "loss": row["loss"] * (1 + 1e-4)} if s == "deepafx" else row
+                          for s, row in changed["systems"].items()}
+    write_json(other / "amp.json", changed)
+
+    def check(folder: Path) -> tuple[int, dict]:
+        out = tmp_path / f"{folder.name}.json"
+        done = subprocess.run([sys.executable, str(root / "benchmarks" / "cross_machine.py"), str(folder),
+                               "--committed", str(committed), "--out", str(out)], capture_output=True, text=True)
+        return done.returncode, json.loads(out.read_text())
+
+    code, measured = check(same)
+    assert code == 0 and measured["within_tolerance"] and measured["differences"] == {"amp": []}
+    code, measured = check(other)
+    assert code == 1 and not measured["within_tolerance"]
+    assert [d.split(":")[0] for d in measured["differences"]["amp"]] == ["deepafx loss"]
