@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import functools
 import os
 import sys
 import time
@@ -126,6 +127,46 @@ def build_data(tasks: Sequence[str], profile: str, seed: int) -> None:
         log.info("%s ready (%.0f s)", folder, time.monotonic() - started)
 
 
+#: The longest the notebook client waits on one poll of a kernel channel, in seconds. A message
+#: that arrives during a long poll can go unnoticed until the poll times out (seen once: a cell's
+#: reply, sent by the kernel 2 s after the request, was read at the 900 s cell limit;
+#: docs/experiments/reliability.md), so waits are made of short polls.
+POLL_S = 1.0
+
+
+@functools.cache
+def _polling_kernel_manager() -> type:
+    """jupyter_client's AsyncKernelManager whose clients wait on their shell and iopub channels in
+    polls of at most :data:`POLL_S`, up to the same overall timeout."""
+    from queue import Empty
+
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client.client import KernelClient
+    from traitlets import Type
+
+    class PollingChannel(AsyncZMQSocketChannel):
+        async def get_msg(self, timeout: float | None = None) -> dict:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                step = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+                try:
+                    return await super().get_msg(step)
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+    class PollingClient(AsyncKernelClient):
+        shell_channel_class = Type(PollingChannel)
+        iopub_channel_class = Type(PollingChannel)
+
+    class PollingManager(AsyncKernelManager):
+        client_factory = Type(PollingClient, klass=KernelClient)
+
+    return PollingManager
+
+
 def execute_notebook(source: str | os.PathLike, output: str | os.PathLike, parameters: dict | None = None,
                      cwd: str | os.PathLike | None = None, cell_timeout: float | None = None,
                      shown_as: str | os.PathLike | None = None) -> None:
@@ -162,7 +203,8 @@ def execute_notebook(source: str | os.PathLike, output: str | os.PathLike, param
         papermill.execute_notebook(str(source), str(output), parameters=dict(parameters or {}),
                                    cwd=str(cwd or source.parent), progress_bar=False, kernel_name=notebook_kernel(),
                                    start_timeout=START_TIMEOUT_S, execution_timeout=HANDSHAKE_TIMEOUT_S,
-                                   timeout_func=lambda cell: cell_timeout)
+                                   timeout_func=lambda cell: cell_timeout,
+                                   kernel_manager_class=_polling_kernel_manager())
     except PapermillExecutionError as e:
         first_line = next((line for line in e.source.splitlines() if line.strip()), "")
         raise NotebookError(f"notebook {source.name} failed in cell {e.cell_index} (In [{e.exec_count}]: "

@@ -254,3 +254,23 @@ def test_the_cross_machine_check_passes_equal_tables_and_names_a_difference(tmp_
     code, measured = check(other)
     assert code == 1 and not measured["within_tolerance"]
     assert [d.split(":")[0] for d in measured["differences"]["amp"]] == ["deepafx loss"]
+
+
+def test_the_notebook_client_waits_on_the_kernel_in_short_polls(tmp_path, monkeypatch):
+    """A long wait is made of polls of at most POLL_S, so a message that a long poll would miss
+    is read within POLL_S (docs/experiments/reliability.md, the notebook stall)."""
+    import jupyter_client.channels as channels
+
+    polls = []
+    poll = channels.AsyncZMQSocketChannel.get_msg
+
+    async def recording(self, timeout=None):
+        polls.append(timeout)
+        return await poll(self, timeout)
+
+    monkeypatch.setattr(channels.AsyncZMQSocketChannel, "get_msg", recording)
+    slow = fake_notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(3)\n" + WRITES)
+    reproduce.execute_notebook(slow, tmp_path / "out.ipynb", {"out": str(tmp_path / "x.txt"), "value": 1},
+                               cell_timeout=900)
+    assert (tmp_path / "x.txt").read_text() == "2"
+    assert polls and None not in polls and max(polls) <= reproduce.POLL_S
