@@ -16,11 +16,13 @@ The run folder builds them (:meth:`fxlib.rundir.RunDir.systems`). Metrics: the t
 those of :mod:`fxlib.metrics` and the task's own (:attr:`fxlib.tasks.Task.metrics`), averaged
 over the test files. Which way each metric is better is decided in one place
 (:func:`badness`). The results go to ``<task>.json`` (with the command, the profile and the
-chain) and a markdown table ``<task>.md``, both written atomically.
+chain) and a markdown table ``<task>.md``, both written atomically; a before/after record already
+in ``<task>.json`` is kept (:func:`kept_transfer`).
 """
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import sys
@@ -172,5 +174,30 @@ def evaluate_run(run: RunDir | str | os.PathLike, results_dir: str | os.PathLike
              f"paper's text), `mfcc_cosine_trajectory` pairs coefficient trajectories (the authors' code).")
     table = markdown_table(results, title, notes, task.higher_is_better)
     folder = resolve(results_dir) if results_dir else run_outputs(run.path).results
-    write_results(out, folder / f"{record.task}.json", table)
+    path = folder / f"{record.task}.json"
+    transfer = kept_transfer(path)
+    if transfer is not None:
+        out["paper_comparison"] = {"transfer": transfer}
+    write_results(out, path, table)
     return out
+
+
+def kept_transfer(path: Path) -> dict[str, Any] | None:
+    """The before/after record (:func:`fxlib.comparisons.transfer`) of the results file at ``path``.
+
+    That record scores two named runs, each with its commit, on the paper's inputs. It is measured
+    apart from the run that makes the table, so rewriting the table keeps it. None when
+    ``path`` does not exist or holds none.
+
+    Raises:
+        FxError: ``path`` exists but is not a JSON object (the record it may hold would be lost).
+    """
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FxError(f"{path} is not valid JSON ({e}); move it aside to write new results there") from e
+    if not isinstance(results, dict):
+        raise FxError(f"{path} does not hold a JSON object; move it aside to write new results there")
+    return (results.get("paper_comparison") or {}).get("transfer")

@@ -167,10 +167,11 @@ def paper_comparison(task: str, comparison: Mapping[str, Any] | None) -> str:
     transfer = comparison.get("transfer")
     if transfer:
         runs = transfer["runs"]
+        said = {name: f"run `{r['run']}` (commit `{str(r['commit'])[:7]}`) on data built by "
+                      f"{r['generator'] or 'a download'}" for name, r in runs.items()}
         lines += ["", "**Before and after recalibrating the offline stand-in**, on the paper's inputs (medians over its "
-                  f"examples): `before` is run `{runs['before']['run']}` on data built by "
-                  f"{runs['before']['generator'] or 'a download'}, `after` run `{runs['after']['run']}` on data built by "
-                  f"{runs['after']['generator'] or 'a download'}:", "",
+                  f"examples; `fxlib transfer`, measured apart from the table above): `before` is {said['before']}, "
+                  f"`after` {said['after']}:", "",
                   "| measure | better | input | paper-deepafx | before | after |", "|---|---|---|---|---|---|"]
         for m, medians in transfer["medians"].items():
             better = "higher" if transfer["measures"][m]["higher_is_better"] else "lower"

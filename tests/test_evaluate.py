@@ -1,6 +1,8 @@
 """fxlib.evaluate on a tiny hand-made test split: task metrics, errors that name the system, the table."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import SR, noise
@@ -8,7 +10,7 @@ from conftest import SR, noise
 from fxlib.data.audio import save_audio
 from fxlib.data.paired import Manifest, PairedDataset, PairWriter
 from fxlib.errors import FxError
-from fxlib.evaluate import evaluate_systems, markdown_table
+from fxlib.evaluate import evaluate_systems, kept_transfer, markdown_table
 
 
 @pytest.fixture
@@ -52,3 +54,16 @@ def test_the_table_bolds_the_best_in_each_direction():
             if line.startswith("| a") or line.startswith("| b")}
     assert "**1**" in rows["a"] and "**0.95**" in rows["b"] and "**1**" in rows["b"].split("|")[-2]
     assert "**0.9**" not in rows["a"] and "**-3**" not in rows["a"]
+
+
+def test_a_results_file_being_replaced_gives_up_its_transfer_record_or_is_named(tmp_path):
+    path = tmp_path / "amp.json"
+    assert kept_transfer(path) is None
+    path.write_text(json.dumps({"systems": {}, "paper_comparison": {"passing": []}}))
+    assert kept_transfer(path) is None
+    path.write_text(json.dumps({"paper_comparison": {"transfer": {"medians": {"lsd_db": {"after": 9.4}}}}}))
+    assert kept_transfer(path) == {"medians": {"lsd_db": {"after": 9.4}}}
+    for broken in ('{"systems": ', "[1, 2]"):
+        path.write_text(broken)
+        with pytest.raises(FxError, match="amp.json"):
+            kept_transfer(path)

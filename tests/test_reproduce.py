@@ -194,12 +194,12 @@ def test_the_report_shows_the_before_and_after_transfer_on_the_papers_inputs():
     comparison = fake_comparison(["deepafx", "input"], {"deepafx": 4.0, "input": 1.0})
     assert "Before and after" not in paper_comparison("amp", comparison)
     comparison["transfer"] = {
-        "runs": {"before": {"run": "amp-quick-before", "generator": "fxlib.data.amp.build/1"},
-                 "after": {"run": "amp-quick", "generator": "fxlib.data.amp.build/3"}},
+        "runs": {"before": {"run": "amp-quick-before", "commit": "cf0ce8d2e6", "generator": "fxlib.data.amp.build/1"},
+                 "after": {"run": "amp-quick", "commit": "bacf9d1ce7", "generator": "fxlib.data.amp.build/3"}},
         "measures": {"lsd_db": {"higher_is_better": False}},
         "medians": {"lsd_db": {"input": 22.0, "paper-deepafx": 6.84, "before": 14.4, "after": 9.44}}}
     text = paper_comparison("amp", comparison)
-    assert "`before` is run `amp-quick-before` on data built by fxlib.data.amp.build/1" in text
+    assert "`before` is run `amp-quick-before` (commit `cf0ce8d`) on data built by fxlib.data.amp.build/1" in text
     assert "| lsd_db | lower | 22 | 6.84 | 14.4 | 9.44 |" in text
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from fxlib import plots
+from fxlib.atomic import write_json
 from fxlib.calibrate import calibrate, level_trim
 from fxlib.data.audio import DataError
 from fxlib.data.paired import PairedDataset
@@ -46,12 +47,15 @@ def encoder_weights(run: Path) -> torch.Tensor:
 
 def test_train_cli_writes_results_table(data_root, tmp_path):
     results = tmp_path / "results"
+    transfer = {"runs": {"before": {"run": "amp-quick-before"}}, "medians": {"lsd_db": {"before": 14.7}}}
+    write_json(results / "amp.json", {"task": "amp", "systems": {}, "paper_comparison": {"transfer": transfer}})
     subprocess.run(fxlib_cmd("train", "--task", "amp", "--profile", "smoke", "--chain", CHAIN, "--out",
                              str(tmp_path / "run"), "--data", str(data_root), "--results", str(results),
                              "--no-progress"), check=True, capture_output=True)
     out = json.loads((results / "amp.json").read_text())
     assert set(out["systems"]) == {"input", "chain-default", "chain-best-fixed", "deepafx", "neural-amp"}
     assert out["chain"] == CHAIN and out["profile"] == "smoke" and "fxlib" in out["command"]
+    assert out["paper_comparison"] == {"transfer": transfer}, "the before/after record measured apart was lost"
     for row in out["systems"].values():
         assert {"loss", "mfcc_cosine", "ms_mse", "esr"} <= set(row) and all(np.isfinite(list(row.values())))
     assert "| deepafx |" in (results / "amp.md").read_text()
