@@ -44,6 +44,8 @@ class Outcome:
 REPEAT_REL = 1e-6
 #: What benchmarks/cross_machine.py last measured (a fresh machine's run against paper/results).
 CROSS_MACHINE = Path("benchmarks") / "results" / "cross_machine.json"
+#: Where ``benchmarks/numpy_isa.py`` writes the data sets' dependence on numpy's instruction set.
+NUMPY_ISA = Path("benchmarks") / "results" / "numpy_isa.json"
 
 
 def table_differences(first: Mapping[str, Mapping[str, float]], second: Mapping[str, Mapping[str, float]],
@@ -72,9 +74,8 @@ def _reproducibility(root: Path, results: Mapping[str, Mapping[str, Any] | None]
              "committed run; importing fxlib pins torch's CPU instruction set to AVX2 on x86-64 (AVX-512 kernels "
              "round differently, and training grows the difference: `benchmarks/results/isa.json`); the plugins are "
              "Debian bookworm's packages; parameter values are mapped with the C library's `pow`, not numpy's "
-             "SIMD code. Not held: numpy's SIMD code for `exp`, `log`, `sin` and `power` rounds differently on "
-             "processors with AVX-512, and the offline data builders use it (`NPY_DISABLE_CPU_FEATURES` did not "
-             "change numpy 2.4's results). The same tolerance is therefore expected on a fresh x86-64 machine "
+             "SIMD code. Not held: numpy's SIMD code for float64 `exp`, `log1p` and `power` rounds differently on "
+             f"processors with AVX-512, and the offline data builders use it{_numpy_isa(root)}. The same tolerance is therefore expected on a fresh x86-64 machine "
              "with the same AVX-512 support running Debian bookworm: `python benchmarks/cross_machine.py "
              "<folder>` compares the results of a fresh clone's `make reproduce` with these.", ""]
     path = root / CROSS_MACHINE
@@ -91,7 +92,18 @@ def _reproducibility(root: Path, results: Mapping[str, Mapping[str, Any] | None]
     return lines + [""]
 
 
-# -- the report ---------------------------------------------------------------------------------
+def _numpy_isa(root: Path) -> str:
+    """What ``root/NUMPY_ISA`` measured of the smoke data sets built without numpy's AVX-512 code, as a
+    parenthesis ("" when it was not measured)."""
+    path = root / NUMPY_ISA
+    if not path.exists():
+        return ""
+    tasks = json.loads(path.read_text())["tasks"]
+    said = [f"{task} {row['files_differing']} of {row['files']} files differ"
+            + (f", by up to {row['max_abs_diff']:.2g}" if row["files_differing"] else "") for task, row in tasks.items()]
+    return f" (each task's smoke-sized set built from the same seed without that code: {'; '.join(said)}; `{NUMPY_ISA}`)"
+
+
 # -- the report ---------------------------------------------------------------------------------
 def _fmt(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"

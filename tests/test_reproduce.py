@@ -213,9 +213,11 @@ def test_report_only_rewrites_the_report_from_results(tmp_path):
 
 
 def test_the_report_shows_a_cross_machine_check_only_beside_the_tables_it_measured(tmp_path):
-    from fxlib.report import CROSS_MACHINE
+    from fxlib.report import CROSS_MACHINE, NUMPY_ISA
 
     paper = tmp_path / "paper"
+    write_json(tmp_path / NUMPY_ISA, {"tasks": {"amp": {"files": 10, "files_differing": 0, "max_abs_diff": 0.0},
+                                                "breath": {"files": 10, "files_differing": 8, "max_abs_diff": 3.6e-12}}})
     results = {**fake_results("amp"), "created": "2026-12-05T10:00:00+00:00"}
     write_json(paper / "results" / "amp.json", results)
     measured = {"created": "2026-12-05T12:00:00+00:00", "committed_created": {"amp": results["created"]},
@@ -225,9 +227,12 @@ def test_the_report_shows_a_cross_machine_check_only_beside_the_tables_it_measur
     text = write_report(paper, ["amp"]).read_text()
     assert "## Reproducibility" in text and "Linux-other" in text and "NOT within the tolerance" in text
     assert "- amp: 1 values differ, e.g. deepafx loss: 1.0 != 1.1" in text
+    assert "without that code: amp 0 of 10 files differ; breath 8 of 10 files differ, by up to 3.6e-12;" in text
     write_json(paper / "results" / "amp.json", {**results, "created": "2026-12-06T10:00:00+00:00"})
+    (tmp_path / NUMPY_ISA).unlink()
     text = write_report(paper, ["amp"]).read_text()
     assert "Across machines: not measured since these tables were made." in text and "Linux-other" not in text
+    assert "builders use it. The same tolerance" in text, "a numpy measurement that is not there was described"
 
 
 def test_the_cross_machine_check_passes_equal_tables_and_names_a_difference(tmp_path):
