@@ -6,7 +6,8 @@ Run ``make reproduce`` in a fresh clone on a fresh machine, then, in this checko
 
 Every value of every task's results table (``systems``) is compared with the committed one
 (``paper/results``) at the tolerance the report states (:data:`fxlib.report.REPEAT_REL`).
-Writes ``benchmarks/results/cross_machine.json`` (both machines, the differences per task, and
+Writes ``benchmarks/results/cross_machine.json`` (both machines, the differences per task, the
+number of values compared and the largest relative difference among them, and
 the committed tables' ``created`` stamps, so the report shows it only beside those tables);
 ``fxlib reproduce --report-only`` then puts it in ``paper/REPORT.md``. Exits 1 when a value
 differs beyond the tolerance.
@@ -40,6 +41,14 @@ def read(folder: Path) -> dict[str, dict]:
     return tables
 
 
+def spread(first: dict, second: dict) -> dict[str, float | int]:
+    """How many values two results tables (``{system: {metric: value}}``) share, and the largest
+    relative difference among them (relative to the first's value; absolute where it is 0)."""
+    shared = [(row[m], second[s][m]) for s, row in first.items() for m in row if m in second.get(s, {})]
+    largest = max((abs(a - b) / (abs(a) or 1.0) for a, b in shared), default=0.0)
+    return {"values": len(shared), "largest_rel_diff": largest}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     run = Run("cross_machine")
@@ -54,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
               committed_created={t: r.get("created") for t, r in committed.items()},
               committed_machine={t: r["machine"] for t, r in committed.items()},
               other_machine={t: other[t]["machine"] for t in committed},
-              differences=differences, within_tolerance=within)
+              differences=differences, within_tolerance=within,
+              spread={task: spread(committed[task]["systems"], other[task]["systems"]) for task in committed})
     for task, found in differences.items():
         print(f"{task}: {'every value within' if not found else f'{len(found)} values differ: ' + '; '.join(found[:5])}")
     return 0 if within else 1

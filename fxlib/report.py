@@ -87,7 +87,10 @@ def _reproducibility(root: Path, results: Mapping[str, Mapping[str, Any] | None]
     other = _machine(next(iter(measured["other_machine"].values())))
     lines.append(f"Across machines, last measured {measured['created']}: a run on {other} against these tables, "
                  f"{verdict} the tolerance:")
+    spread = measured.get("spread", {})
     lines += [f"- {task}: " + ("every value within" if not diffs else f"{len(diffs)} values differ, e.g. {diffs[0]}")
+              + (f" ({spread[task]['values']} values, largest relative difference "
+                 f"{spread[task]['largest_rel_diff']:.2g})" if task in spread else "")
               for task, diffs in measured["differences"].items()]
     return lines + [""]
 

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from fxlib import reproduce
@@ -222,11 +223,12 @@ def test_the_report_shows_a_cross_machine_check_only_beside_the_tables_it_measur
     write_json(paper / "results" / "amp.json", results)
     measured = {"created": "2026-12-05T12:00:00+00:00", "committed_created": {"amp": results["created"]},
                 "other_machine": {"amp": {"platform": "Linux-other", "cpus": 2, "python": "3.11", "torch": "2.13"}},
-                "differences": {"amp": ["deepafx loss: 1.0 != 1.1"]}, "within_tolerance": False}
+                "differences": {"amp": ["deepafx loss: 1.0 != 1.1"]}, "within_tolerance": False,
+                "spread": {"amp": {"values": 12, "largest_rel_diff": 0.1}}}
     write_json(tmp_path / CROSS_MACHINE, measured)
     text = write_report(paper, ["amp"]).read_text()
     assert "## Reproducibility" in text and "Linux-other" in text and "NOT within the tolerance" in text
-    assert "- amp: 1 values differ, e.g. deepafx loss: 1.0 != 1.1" in text
+    assert "- amp: 1 values differ, e.g. deepafx loss: 1.0 != 1.1 (12 values, largest relative difference 0.1)" in text
     assert "without that code: amp 0 of 10 files differ; breath 8 of 10 files differ, by up to 3.6e-12;" in text
     write_json(paper / "results" / "amp.json", {**results, "created": "2026-12-06T10:00:00+00:00"})
     (tmp_path / NUMPY_ISA).unlink()
@@ -256,8 +258,10 @@ def test_the_cross_machine_check_passes_equal_tables_and_names_a_difference(tmp_
 
     code, measured = check(same)
     assert code == 0 and measured["within_tolerance"] and measured["differences"] == {"amp": []}
+    assert measured["spread"]["amp"]["largest_rel_diff"] == 0 and measured["spread"]["amp"]["values"] > 1
     code, measured = check(other)
     assert code == 1 and not measured["within_tolerance"]
+    assert measured["spread"]["amp"]["largest_rel_diff"] == pytest.approx(1e-4)
     assert [d.split(":")[0] for d in measured["differences"]["amp"]] == ["deepafx loss"]
 
 
