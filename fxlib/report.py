@@ -75,7 +75,8 @@ def _reproducibility(root: Path, results: Mapping[str, Mapping[str, Any] | None]
              "round differently, and training grows the difference: `benchmarks/results/isa.json`); the plugins are "
              "Debian bookworm's packages; parameter values are mapped with the C library's `pow`, not numpy's "
              "SIMD code. Not held: numpy's SIMD code for float64 `exp`, `log1p` and `power` rounds differently on "
-             f"processors with AVX-512, and the offline data builders use it{_numpy_isa(root)}. The same tolerance is therefore expected on a fresh x86-64 machine "
+             f"processors with AVX-512, and the offline data builders use it{_numpy_isa(root)}. The same "
+             "tolerance is therefore expected on a fresh x86-64 machine "
              "with the same AVX-512 support running Debian bookworm: `python benchmarks/cross_machine.py "
              "<folder>` compares the results of a fresh clone's `make reproduce` with these.", ""]
     path = root / CROSS_MACHINE
@@ -182,8 +183,8 @@ def paper_comparison(task: str, comparison: Mapping[str, Any] | None) -> str:
     transfer = comparison.get("transfer")
     if transfer:
         runs = transfer["runs"]
-        said = {name: f"run `{r['run']}` (commit `{str(r['commit'])[:7]}`) on data built by "
-                      f"{r['generator'] or 'a download'}" for name, r in runs.items()}
+        said = {name: f"run `{r['run']}`" + (f" (commit `{r['commit'][:7]}`)" if r.get("commit") else "")
+                      + f" on data built by {r['generator'] or 'a download'}" for name, r in runs.items()}
         lines += ["", "**Before and after recalibrating the offline stand-in**, on the paper's inputs (medians over its "
                   f"examples; `fxlib transfer`, measured apart from the table above): `before` is {said['before']}, "
                   f"`after` {said['after']}:", "",
