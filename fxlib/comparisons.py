@@ -39,6 +39,7 @@ from .atomic import write_json
 from .calibrate import fit_fixed_vector
 from .data.paper_examples import LoadedExample, examples, load_example
 from .errors import FxError
+from .evaluate import kept_transfer
 from .experiment import draw_excerpts, render_excerpt
 from .listeners import MEASURES, PANELS, validate
 from .metrics import loudness_lufs
@@ -307,8 +308,8 @@ def compare_with_paper(run: RunDir | str, results_dir: str | Path, progress: boo
             comparison["note"] = (f"no measure of the panel ({', '.join(PANELS[task])}) orders the paper's own "
                                   f"{task} conditions as designed, so no measure stands in for listeners and "
                                   "there is no virtual listening test")
-    results = json.loads(path.read_text())
-    if "transfer" in results.get("paper_comparison", {}):  # measured apart (:func:`transfer`): kept
-        comparison["transfer"] = results["paper_comparison"]["transfer"]
-    write_json(path, {**results, "paper_comparison": comparison})
+    kept = kept_transfer(path)  # measured apart (:func:`transfer`): kept
+    if kept is not None:
+        comparison["transfer"] = kept
+    write_json(path, {**json.loads(path.read_text()), "paper_comparison": comparison})
     return comparison
