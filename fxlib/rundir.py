@@ -38,7 +38,7 @@ from .atomic import atomic_output, write_json, write_text
 from .data.paired import PairedDataset
 from .errors import FxError, SpecError
 from .model import DeepAFx, render_curve
-from .paths import project_root, resolve
+from .paths import PAPER, project_root, resolve
 from .tasks import Profile, System, Task, get_task
 
 #: The run folder format this fxlib reads and writes.
@@ -73,13 +73,19 @@ def folder_record(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def git_commit(root: Path | None = None) -> str | None:
-    """The commit the project checkout is at (``<hash>`` or ``<hash>-dirty``), None outside a git checkout."""
+    """The commit the project checkout is at (``<hash>`` or ``<hash>-dirty``), None outside a git checkout.
+
+    ``-dirty`` means a tracked file outside ``paper/`` has changed: the reproduction rewrites
+    ``paper/`` as it goes (:data:`~fxlib.paths.PAPER`), so its own outputs do not make the runs that
+    follow them in one ``make reproduce`` dirty.
+    """
     root = root or project_root()
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                f":(exclude){PAPER.as_posix()}"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from fxlib.errors import SpecError
 from fxlib.model import DeepAFx
 from fxlib.presets import chain_spec
-from fxlib.rundir import FORMAT, RunDir, RunFormatError, RunRecord
+from fxlib.rundir import FORMAT, RunDir, RunFormatError, RunRecord, git_commit
 
 
 def record(seed: int = 0, **changes) -> RunRecord:
@@ -96,3 +97,22 @@ def test_the_trained_model_comes_back_with_its_weights_and_gain(tmp_path):
     assert loaded.model().trim_db == -2.0 and loaded.model(calibrated=False).trim_db == 0.0
     assert loaded.fixed().trim_db == 1.0 and loaded.fixed().unit.shape == (model.num_params,)
     assert loaded.load_best()["valid_loss"] == 1.5
+
+
+def test_the_commit_is_dirty_for_changed_code_but_not_for_the_reproductions_outputs(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "paper").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "paper" / "REPORT.md").write_text("old\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "start")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "paper" / "REPORT.md").write_text("rewritten by fxlib reproduce\n")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert git_commit(tmp_path) == head + "-dirty"
