@@ -12,6 +12,11 @@ plugins alone streaming the file on one thread (``benchmarks/raw.py``), the most
 inference can reach, since a stream's hops render one after another; and
 ``encoder_per_hop_ms``, the encoder's own time per hop.
 
+Before and after, in the same run: ``plain_predict_s`` is ``predict`` as it was before the
+encoder's inference copy (:meth:`fxlib.encoder.Encoder.for_inference`; BatchNorm apart,
+contiguous memory, batches of 32 hops), and ``plain_x_realtime`` the whole process with it
+(``process_s - predict_s + plain_predict_s``).
+
 Writes ``benchmarks/results/inference.json`` with the load average.
 
 Usage::
@@ -34,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # fxlib from this checkout
 
 from fxlib import FxChain  # noqa: E402
 from report import Run  # noqa: E402 (benchmarks/report.py)
+from fxlib.framing import context_lead  # noqa: E402
 from fxlib.model import DeepAFx, curve_ranges  # noqa: E402
 from fxlib.presets import chain_spec  # noqa: E402
 from fxlib.tasks import get_task  # noqa: E402
@@ -87,6 +93,16 @@ def raw_stream_seconds(spec: dict, audio: np.ndarray, frame: int) -> float:
         return time.perf_counter() - start
 
 
+def plain_predict(model: DeepAFx, audio: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """``model.predict`` as it was before the inference copy: the log-mel computed once per file, the
+    encoder as trained (BatchNorm apart, contiguous memory) on batches of 32 hops. The "before"."""
+    n = -(-audio.shape[1] // model.frame)
+    with torch.no_grad():
+        mels = model.encoder.logmel.sliding(torch.from_numpy(audio), -context_lead(model.context, model.frame),
+                                            model.frame, model.context, n, batch_size)
+        return torch.cat([model.encoder.from_logmel(mel) for mel in mels]).double().numpy()
+
+
 def bench_task(task: str, args: argparse.Namespace) -> dict:
     try:
         model = quick_model(task, MODELS[task])
@@ -99,6 +115,7 @@ def bench_task(task: str, args: argparse.Namespace) -> dict:
     u = model.predict(audio)  # warm-up
     process_s = fastest(lambda: model.process(audio), args.repeats)
     predict_s = fastest(lambda: model.predict(audio), args.repeats)
+    plain_s = fastest(lambda: plain_predict(model, audio), args.repeats)
     render_s = fastest(lambda: model.render(audio, u), args.repeats)
     raw_s = min(raw_stream_seconds(model.chain_spec, audio, model.frame) for _ in range(args.repeats))
     seconds = audio.shape[1] / sr
@@ -108,6 +125,8 @@ def bench_task(task: str, args: argparse.Namespace) -> dict:
            "process_s": round(process_s, 4), "x_realtime": round(seconds / process_s, 2),
            "predict_s": round(predict_s, 4), "predict_x_realtime": round(seconds / predict_s, 2),
            "encoder_per_hop_ms": round(1e3 * predict_s / hops, 3),
+           "plain_predict_s": round(plain_s, 4), "plain_predict_x_realtime": round(seconds / plain_s, 2),
+           "plain_x_realtime": round(seconds / (process_s - predict_s + plain_s), 2),
            "render_s": round(render_s, 4), "render_x_realtime": round(seconds / render_s, 2),
            "chain_raw_s": round(raw_s, 4), "chain_raw_x_realtime": round(seconds / raw_s, 2),
            "target_x_realtime": TARGETS[task]}

@@ -39,12 +39,14 @@ into plain data and back, so a checkpoint can rebuild the module before loading 
 """
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any, Iterator, Mapping, Sequence
 
 import librosa
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import AudioFormatError
 
@@ -627,6 +629,20 @@ class Encoder(nn.Module):
         if self.pooling != "global":
             features = torch.cat([features, centre_pool(fmap, bands=self.pooling == "centre-bands")], dim=1)
         return torch.sigmoid(self.head(features) @ self.expand.T)
+
+    def for_inference(self) -> "Encoder":
+        """A copy for inference only: in eval mode, each :class:`ConvBN`'s BatchNorm folded into its
+        convolution, and its weights in channels-last memory, which oneDNN's CPU convolutions run
+        fastest on. It gives :meth:`from_logmel`'s outputs within float rounding (about 1e-7 on
+        the quick profiles' encoders) in a third to a half of the time on CPU
+        (``benchmarks/inference.py``). This encoder is left as it is; train this one, not the copy.
+        """
+        copy = deepcopy(self).eval()
+        for block in copy.modules():
+            if isinstance(block, ConvBN):
+                block[0] = fuse_conv_bn_eval(block[0], block[1])
+                block[1] = nn.Identity()
+        return copy.to(memory_format=torch.channels_last)
 
     def to_config(self) -> dict[str, Any]:
         """The constructor's arguments as plain data (tuples become lists), for checkpoints."""

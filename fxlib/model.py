@@ -166,22 +166,26 @@ class DeepAFx(nn.Module):
         return np.stack([window(audio, i * self.frame - left, self.context) for i in range(n)])
 
     @torch.no_grad()
-    def predict(self, audio: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    def predict(self, audio: np.ndarray, batch_size: int = 4) -> np.ndarray:
         """One parameter vector per hop: ``(C, T)`` audio -> ``(N, P)`` in [0, 1].
 
         The same as the encoder on each of :meth:`contexts`, within float rounding, but the
         contexts of neighbouring hops overlap by all but ``frame`` samples, so their log-mel is
-        computed once over the file (:meth:`~fxlib.encoder.LogMel.sliding`) and the encoder
-        runs from there on batches of ``batch_size`` hops.
+        computed once over the file (:meth:`~fxlib.encoder.LogMel.sliding`), and the encoder runs
+        from there on batches of ``batch_size`` hops (small batches keep the feature maps in the
+        CPU's cache), as its inference copy (:meth:`~fxlib.encoder.Encoder.for_inference`:
+        BatchNorm folded, channels-last).
         """
         check_audio(audio, "DeepAFx.predict", (self.channels,))
         device = next(self.encoder.parameters()).device
         n = -(-audio.shape[1] // self.frame)
-        mels = self.encoder.logmel.sliding(torch.from_numpy(audio).to(device), -context_lead(self.context, self.frame),
-                                           self.frame, self.context, n, batch_size)
-        return torch.cat([self.encoder.from_logmel(mel).cpu() for mel in mels]).double().numpy()
+        encoder = self.encoder.for_inference()
+        mels = encoder.logmel.sliding(torch.from_numpy(audio).to(device), -context_lead(self.context, self.frame),
+                                      self.frame, self.context, n, batch_size)
+        return torch.cat([encoder.from_logmel(mel.contiguous(memory_format=torch.channels_last)).cpu()
+                          for mel in mels]).double().numpy()
 
-    def process(self, audio: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    def process(self, audio: np.ndarray, batch_size: int = 4) -> tuple[np.ndarray, np.ndarray]:
         """Process a whole file: per-hop parameters, or their mean over the file (``self.inference``).
 
         Args:

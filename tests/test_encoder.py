@@ -362,3 +362,24 @@ def test_encoder_runs_on_cuda():
     enc = Encoder(4, "small").cuda()
     out = enc(torch.randn(2, 2, CONTEXT, device="cuda"))
     assert out.device.type == "cuda" and out.shape == (2, 4)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_the_inference_copy_folds_batchnorm_and_gives_the_same_outputs(name):
+    torch.manual_seed(0)
+    encoder = Encoder(5, name, pooling="centre")
+    for bn in (b for b in encoder.modules() if isinstance(b, torch.nn.BatchNorm2d)):  # trained-like statistics
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    batchnorms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.modules())
+    mel = encoder.logmel(torch.randn(3, 1, CONTEXT) * 0.1)
+    copy = encoder.for_inference()
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in copy.modules()) == 1  # only the input norm is left
+    assert not copy.training and encoder.training
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.modules()) == batchnorms
+    with torch.no_grad():
+        expected = encoder.eval().from_logmel(mel)
+        got = copy.from_logmel(mel.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)

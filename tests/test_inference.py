@@ -1,5 +1,6 @@
 """Whole-file inference (DeepAFx.predict, process, render_curve): the log-mel computed once per
-file and the hops batched give what the encoder gives on each hop's own context."""
+file, the hops batched and BatchNorm folded give what the encoder gives on each hop's own
+context, within float rounding."""
 import numpy as np
 import pytest
 import torch
@@ -28,20 +29,25 @@ def per_hop(m: DeepAFx, audio: np.ndarray, batch_size: int = 32) -> np.ndarray:
 
 
 @pytest.mark.parametrize("pooling, samples", [("global", 3 * SR + 77), ("centre-bands", 40 * 1024)])
-def test_predict_equals_the_encoder_on_each_hops_context_bit_for_bit(pooling, samples):
+def test_predict_equals_the_encoder_on_each_hops_context_within_float_rounding(pooling, samples):
     m = model(pooling)
+    for bn in (b for b in m.encoder.modules() if isinstance(b, torch.nn.BatchNorm2d)):  # trained-like statistics
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
     audio = noise(samples / SR, dbfs=-12)
     u = m.predict(audio)
     assert u.shape == (-(-samples // 1024), m.num_params)
-    np.testing.assert_array_equal(u, per_hop(m, audio))
-    np.testing.assert_array_equal(m.predict(audio, batch_size=5), per_hop(m, audio, batch_size=5))
+    expected = per_hop(m, audio)
+    np.testing.assert_allclose(u, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(m.predict(audio, batch_size=5), expected, rtol=0, atol=1e-6)
 
 
 def test_a_file_shorter_than_a_context_and_one_hop_long():
     m = model()
     for samples in (1024, 300):
         audio = noise(samples / SR, dbfs=-12)
-        np.testing.assert_array_equal(m.predict(audio), per_hop(m, audio))
+        np.testing.assert_allclose(m.predict(audio), per_hop(m, audio), rtol=0, atol=1e-6)
 
 
 def test_process_renders_the_predicted_parameters_hop_by_hop_or_their_mean():
@@ -51,7 +57,7 @@ def test_process_renders_the_predicted_parameters_hop_by_hop_or_their_mean():
         out, u = m.process(audio)
         hops = per_hop(m, audio)
         expected = hops if inference == "hop" else np.repeat(hops.mean(axis=0, keepdims=True), len(hops), axis=0)
-        np.testing.assert_array_equal(u, expected)
+        np.testing.assert_allclose(u, expected, rtol=0, atol=1e-6)
         np.testing.assert_array_equal(out, m.render(audio, u))
 
 
