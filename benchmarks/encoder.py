@@ -7,8 +7,8 @@ For each backbone (small CNN, MobileNetV2, Inception) on the paper's 40960-sampl
   eager and with channels-last tensors (``channels_last``);
 - ``inference_ms_per_hop``: the encoder without its front end (``Encoder.from_logmel``) on a
   batch of hops in eval mode, as whole-file inference runs it, for each variant: ``eager``;
-  ``channels_last``; ``fused_bn`` (every BatchNorm folded into the convolution before it,
-  ``torch.nn.utils.fusion.fuse_conv_bn_eval``); ``jit_frozen`` (TorchScript frozen and
+  ``channels_last``; ``inference_copy`` (``Encoder.for_inference``, what ``DeepAFx.predict``
+  runs: every BatchNorm of a conv block folded into its convolution, and channels-last); ``jit_frozen`` (TorchScript frozen and
   ``optimize_for_inference``: folds BatchNorm, uses oneDNN layouts); ``compile``
   (``torch.compile``, for the backbones named by ``--compile``: its compile time is reported apart);
 - ``max_abs_diff``: each variant's largest output difference from eager, on the same inputs:
@@ -17,7 +17,8 @@ For each backbone (small CNN, MobileNetV2, Inception) on the paper's 40960-sampl
   ``logmel_sliding_ms_per_hop`` (a file's hops, frames shared: ``LogMel.sliding``).
 
 Training keeps the eager encoder: any variant changes float rounding, and with it a seeded
-run's numbers. Timings are the fastest of the repeats, CPU wall clock, torch's default threads.
+run's numbers (channels-last training is the next candidate, with the next regeneration of
+``paper/``). Timings are the fastest of the repeats, CPU wall clock, torch's default threads.
 Writes ``benchmarks/results/encoder.json`` with the load average.
 
 Usage::
@@ -50,7 +51,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backbones", nargs="+", default=sorted(BACKBONES), choices=sorted(BACKBONES))
     p.add_argument("--batch", type=int, default=16, help="training batch (the quick profiles')")
-    p.add_argument("--hops", type=int, default=32, help="hops per inference batch (DeepAFx.predict's default)")
+    p.add_argument("--hops", type=int, default=4, help="hops per inference batch (DeepAFx.predict's default)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats (the fastest is kept)")
     p.add_argument("--compile", nargs="*", default=[], choices=sorted(BACKBONES), metavar="BACKBONE",
                    help="backbones also timed with torch.compile (minutes of compiling each)")
@@ -68,26 +69,14 @@ def fastest(fn: Callable[[], Any], repeats: int) -> float:
     return best
 
 
-def fuse_batch_norms(module: nn.Module) -> nn.Module:
-    """A copy (eval mode) with every BatchNorm2d that follows a Conv2d in a Sequential folded into it."""
-    module = copy.deepcopy(module).eval()
-    for child in module.modules():
-        if isinstance(child, nn.Sequential):
-            for i in range(len(child) - 1):
-                if isinstance(child[i], nn.Conv2d) and isinstance(child[i + 1], nn.BatchNorm2d):
-                    child[i] = torch.nn.utils.fusion.fuse_conv_bn_eval(child[i], child[i + 1])
-                    child[i + 1] = nn.Identity()
-    return module
-
-
 def inference_variants(encoder: Encoder, mel: torch.Tensor, compile_too: bool) -> dict[str, tuple]:
     """``{variant: (run, compile seconds or None)}``: callables mapping ``mel`` to the parameters."""
     variants: dict[str, tuple] = {"eager": (lambda: encoder.from_logmel(mel), None)}
     last = copy.deepcopy(encoder).to(memory_format=torch.channels_last)
     mel_last = mel.contiguous(memory_format=torch.channels_last)
     variants["channels_last"] = (lambda: last.from_logmel(mel_last), None)
-    fused = fuse_batch_norms(encoder)
-    variants["fused_bn"] = (lambda: fused.from_logmel(mel), None)
+    inference = encoder.for_inference()
+    variants["inference_copy"] = (lambda: inference.from_logmel(mel_last), None)
 
     class FromLogMel(nn.Module):
         def __init__(self, inner: Encoder) -> None:
