@@ -33,8 +33,10 @@ START_METHOD = "fork"
 
 
 def _item_worker(conn: Any, spec: Mapping, mode: str, epsilon: float, seed: int) -> None:
-    """One batch item's process: serve ``forward``, ``backward`` and ``close`` messages."""
+    """One batch item's process: build its three instances, say ``ready``, then serve
+    ``forward``, ``backward`` and ``close`` messages."""
     nominal, plus, minus = (FxChain.from_spec(spec) for _ in range(3))
+    conn.send("ready")
     rng = np.random.default_rng(seed)
     audio = params = None
     render = (lambda chain, x, u: chain.process(x, u)) if mode == "clip" else (lambda chain, x, u: chain.stream(x, u))
@@ -63,6 +65,9 @@ class PeerEngine:
         spec: the chain spec; batch: B, one process per item; mode: ``"stream"`` or ``"clip"``;
         epsilon: the perturbation step (normalised units); seed: seeds item b's generator with
         ``seed + b``.
+
+    The constructor returns once every item's process has built its instances, so that no
+    process is still loading plugins while anything is timed.
     """
 
     def __init__(self, spec: Mapping, batch: int, mode: str = "stream", epsilon: float = 0.01, seed: int = 0) -> None:
@@ -75,6 +80,9 @@ class PeerEngine:
             child.close()
             self.conns.append(conn)
             self.processes.append(process)
+        for b, conn in enumerate(self.conns):
+            if conn.recv() != "ready":
+                raise RuntimeError(f"peer item process {b} did not start")
 
     def forward(self, audio: np.ndarray, params: np.ndarray) -> np.ndarray:
         """``(B, C, T)`` float32 and ``(B, P)`` float64 -> the nominal outputs ``(B, C, T)``."""

@@ -16,11 +16,14 @@ processes), one plugin instance per stream as in the step. ``ratio = time / boun
 overhead and so cannot see it.
 
 In the same run, on the same steps, the peer engine (``benchmarks/peer_engine.py``: one process
-per batch item over pipes, the original DeepAFx design) is timed: ``peer_s``, and
-``peer_over_fxlib = peer_s / time_s``.
+per batch item over pipes, the original DeepAFx design) is timed: ``peer_s``,
+``peer_over_fxlib = peer_s / time_s`` and ``peer_ratio = peer_s / bound_s``. Since no engine
+beats the bound, ``peer_ratio`` caps what ``peer_over_fxlib`` can reach on that row.
 
-Per repeat the timings of one step (raw, fxlib single thread, BlackBoxFx, peer) are taken one
-after the other, so that a change in the machine's load affects them alike; the minimum of
+Per repeat the timings of one step (raw, fxlib single thread, BlackBoxFx) are taken one after
+the other, so that a change in the machine's load affects them alike; the peer's steps come
+after all of them (for tens of milliseconds after a peer step, with its B processes, the raw
+calls in the main process ran 2-4x slower, which made the bound meaningless). The minimum of
 each over the repeats is kept. Writes ``benchmarks/results/spsa.json`` with the load average;
 a chain that fails to build (a missing LV2 or VST3 plugin) is skipped with the reason.
 
@@ -73,7 +76,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", nargs="+", type=int, default=[8, 32, 100], help="batch sizes B")
     p.add_argument("--frames", nargs="+", type=int, default=[1024, 22050], help="frame lengths in samples")
     p.add_argument("--workers", nargs="+", type=int, default=[cores], help="worker counts (default: the cores)")
-    p.add_argument("--repeats", type=int, default=3, help="timed steps per setting (the minimum is kept)")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per setting (the minimum is kept)")
     p.add_argument("--no-peer", action="store_true", help="leave the peer engine out")
     p.add_argument("--quick", action="store_true", help=f"a small subset: {QUICK}")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "spsa.json")
@@ -112,12 +115,17 @@ def step_renders(audio: torch.Tensor, params: torch.Tensor, step: int) -> list[t
 
 class Renderers:
     """What the single-thread timings render with: one chain per stream instance (stream mode),
-    or one chain reset before each render (clip mode), and their raw twins (:class:`RawChain`)."""
+    or one chain reset before each render (clip mode), and as many raw chains
+    (:class:`RawChain`) on plugin instances of their own: on shared instances, the second of the
+    two timings would find the step's new values already set, and skip the plugin's reaction
+    to them (a Calf or LSP filter bank redesigned)."""
 
     def __init__(self, spec: dict, mode: str, renders: int) -> None:
         self.mode = mode
-        self.chains = [FxChain.from_spec(spec) for _ in range(renders if mode == "stream" else 1)]
-        self.raw = [RawChain(chain) for chain in self.chains]
+        count = renders if mode == "stream" else 1
+        self.chains = [FxChain.from_spec(spec) for _ in range(count)]
+        self.raw_chains = [FxChain.from_spec(spec) for _ in range(count)]
+        self.raw = [RawChain(chain) for chain in self.raw_chains]
 
     def fxlib(self, renders: list) -> float:
         """Seconds for fxlib's own rendering (``stream``/``process`` with the unit vector)."""
@@ -142,7 +150,7 @@ class Renderers:
         return time.perf_counter() - start
 
     def close(self) -> None:
-        for chain in self.chains:
+        for chain in [*self.chains, *self.raw_chains]:
             chain.close()
 
 
@@ -177,27 +185,30 @@ def bench_setting(spec: dict, chain: FxChain, mode: str, frame: int, batch: int,
     renders_per_step = batch * (1 + 2 * DRAWS)
     warmup = 1
     data = steps(chain, batch, frame, warmup + args.repeats)
-    peer = None if args.no_peer else PeerEngine(spec, batch, mode, EPSILON, seed=0)  # forked before anything else
+    timings: dict[str, list[float]] = {key: [] for key in ["raw", "fxlib_single", "peer", *map(str, args.workers)]}
+
+    def keep(i: int, row: dict[str, float]) -> None:
+        if i >= warmup:  # the first step sizes shared memory and warms caches
+            for key, value in row.items():
+                timings[key].append(value)
+
     single = Renderers(spec, mode, renders_per_step)
     layers = {w: BlackBoxFx(spec, workers=w, mode=mode, epsilon=EPSILON, draws=DRAWS, seed=0) for w in args.workers}
-    timings: dict[str, list[float]] = {key: [] for key in ["raw", "fxlib_single", "peer", *map(str, args.workers)]}
     try:
         for i, (audio, params) in enumerate(data):
             renders = step_renders(audio, params, i)
             row = {"raw": single.plugins(renders), "fxlib_single": single.fxlib(renders)}
             for w, layer in layers.items():
                 row[str(w)] = timed_step(layer, audio, params)
-            if peer is not None:
-                row["peer"] = timed_step(lambda a, p: PeerFunction.apply(a, p, peer), audio, params)
-            if i >= warmup:  # the first step sizes shared memory and warms caches
-                for key, value in row.items():
-                    timings[key].append(value)
+            keep(i, row)
     finally:
         for layer in layers.values():
             layer.close()
-        if peer is not None:
-            peer.close()
         single.close()
+    if not args.no_peer:  # last: for tens of ms after its steps, other timings in this process run 2-4x slower
+        with PeerEngine(spec, batch, mode, EPSILON, seed=0) as peer:
+            for i, (audio, params) in enumerate(data):
+                keep(i, {"peer": timed_step(lambda a, p: PeerFunction.apply(a, p, peer), audio, params)})
     best = {key: min(values) for key, values in timings.items() if values}
     rows = []
     for w in args.workers:
@@ -211,7 +222,8 @@ def bench_setting(spec: dict, chain: FxChain, mode: str, frame: int, batch: int,
                "raw_us_per_render": round(1e6 * best["raw"] / renders_per_step, 2),
                "fxlib_single_us_per_render": round(1e6 * best["fxlib_single"] / renders_per_step, 2)}
         if "peer" in best:
-            row.update({"peer_s": round(best["peer"], 6), "peer_over_fxlib": round(best["peer"] / seconds, 3)})
+            row.update({"peer_s": round(best["peer"], 6), "peer_over_fxlib": round(best["peer"] / seconds, 3),
+                        "peer_ratio": round(best["peer"] / bound, 3)})
         rows.append(row)
         print(f"{chain.name or spec.get('name', ''):14} " + " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     return rows
