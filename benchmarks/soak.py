@@ -91,10 +91,6 @@ def alive(pid: int) -> bool:
         return False
 
 
-def worker_pids(fx: BlackBoxFx) -> list[int]:
-    return [w.process.pid for w in fx.engine._backend.workers]
-
-
 def soak(name: str, mode: str, steps: int, args: argparse.Namespace) -> dict:
     """``steps`` SPSA steps of one chain in one mode; the figures and checks (module docstring)."""
     spec = chain_spec(name)
@@ -137,9 +133,9 @@ def soak(name: str, mode: str, steps: int, args: argparse.Namespace) -> dict:
                 worst = max(worst, error)
                 mismatched += error > ATOL
             if rss_warm is None and step + 1 >= warm_up:
-                rss_warm = rss_kib([os.getpid(), *worker_pids(fx)])
-        rss_end = rss_kib([os.getpid(), *worker_pids(fx)])
-        workers = worker_pids(fx)
+                rss_warm = rss_kib([os.getpid(), *fx.engine.worker_pids])
+        rss_end = rss_kib([os.getpid(), *fx.engine.worker_pids])
+        workers = fx.engine.worker_pids
     finally:
         fx.close()
         for chain in references:
@@ -166,7 +162,7 @@ before = set(os.listdir("/dev/shm"))
 fx = BlackBoxFx(chain_spec("amp-lv2"), workers=2, mode="stream")
 fx(torch.zeros(2, 1, 1024), torch.full((2, fx.num_params), 0.5))
 made = sorted(set(os.listdir("/dev/shm")) - before)
-print(" ".join(str(w.process.pid) for w in fx.engine._backend.workers), "|", " ".join(made), flush=True)
+print(" ".join(map(str, fx.engine.worker_pids)), "|", " ".join(made), flush=True)
 time.sleep(3600)
 """
 

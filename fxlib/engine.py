@@ -738,6 +738,14 @@ class Engine:
     def closed(self) -> bool:
         return not self._finalizer.alive
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of the render workers, in worker order (replacements included);
+        empty when rendering inline or once closed. For watching their memory or CPU."""
+        if self.closed or isinstance(self._backend, _Inline):
+            return []
+        return [w.process.pid for w in self._backend.workers]
+
     def render(self, audio: np.ndarray, params: np.ndarray, source: np.ndarray | None = None,
                keys: np.ndarray | None = None, label: Callable[[int], str] | None = None) -> np.ndarray:
         """Render N renders, split over the workers, and wait for them: ``submit(...).result()``."""

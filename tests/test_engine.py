@@ -29,10 +29,6 @@ def noise(batch: int, samples: int, seed: int = 0) -> np.ndarray:
     return (0.3 * np.random.default_rng(seed).standard_normal((batch, 1, samples))).astype(np.float32)
 
 
-def worker_pids(engine: Engine) -> list[int]:
-    return [w.process.pid for w in engine._backend.workers]
-
-
 def running(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie."""
     try:
@@ -155,14 +151,14 @@ def test_a_crashing_plugin_is_named_and_the_pool_recovers():
     with BlackBoxFx(fx_crashy.spec("abort_above"), workers=2) as fx:
         audio = torch.from_numpy(noise(2, 256))
         fx(audio, torch.tensor([[0.5, 0.1], [0.5, 0.2]]))
-        before = worker_pids(fx.engine)
+        before = fx.engine.worker_pids
         with pytest.raises(EngineError) as caught:
             fx(audio, torch.tensor([[0.5, 0.1], [0.5, 0.9]]))
         message = str(caught.value)
         for part in ("SIGABRT", "crashy (python fx_crashy:abort_above)", "batch item 1, nominal",
                      "crashy.level = 0.9", "gain.gain_db = 0 dB", "restarted"):
             assert part in message, message
-        after = worker_pids(fx.engine)
+        after = fx.engine.worker_pids
         assert after[0] == before[0] and after[1] != before[1] and not running(before[1])
         out = fx(audio, torch.tensor([[0.5, 0.1], [0.5, 0.2]]))
         assert torch.allclose(out, audio, atol=1e-6)
@@ -229,7 +225,7 @@ def test_keyboard_interrupt_kills_busy_workers_and_the_pool_recovers():
     try:
         with Engine(fx_crashy.spec("hang_above"), workers=2, timeout=60.0) as engine:
             engine.render(noise(2, 64), np.full((2, 2), 0.1))
-            before = worker_pids(engine)
+            before = engine.worker_pids
             signal.setitimer(signal.ITIMER_REAL, 0.5)
             with pytest.raises(KeyboardInterrupt):
                 engine.render(noise(2, 64), np.array([[0.5, 0.9], [0.5, 0.1]]))
@@ -241,10 +237,20 @@ def test_keyboard_interrupt_kills_busy_workers_and_the_pool_recovers():
 
 
 # -- no process left behind ---------------------------------------------------------------------
+def test_worker_pids_name_the_running_workers_and_none_inline_or_closed():
+    with Engine(ref.chain_spec(("gain",)), workers=1) as inline:
+        assert inline.worker_pids == []
+    engine = Engine(ref.chain_spec(("gain",)), workers=2)
+    pids = engine.worker_pids
+    assert len(set(pids)) == 2 and os.getpid() not in pids and all(running(pid) for pid in pids)
+    engine.close()
+    assert engine.worker_pids == []
+
+
 def test_no_worker_outlives_close_an_exception_or_garbage_collection():
     engine = Engine(ref.chain_spec(("gain",)), workers=2)
     engine.render(noise(2, 64), np.full((2, 1), 0.5))
-    pids = worker_pids(engine)
+    pids = engine.worker_pids
     engine.close()
     engine.close()
     assert not any(running(pid) for pid in pids)
@@ -253,12 +259,12 @@ def test_no_worker_outlives_close_an_exception_or_garbage_collection():
 
     with pytest.raises(RuntimeError, match="on purpose"):
         with Engine(ref.chain_spec(("gain",)), workers=2) as engine:
-            pids = worker_pids(engine)
+            pids = engine.worker_pids
             raise RuntimeError("on purpose")
     assert not any(running(pid) for pid in pids)
 
     layer = BlackBoxFx(ref.chain_spec(("gain",)), workers=2)
-    pids = worker_pids(layer.engine)
+    pids = layer.engine.worker_pids
     out = layer(torch.from_numpy(noise(2, 64)), torch.full((2, 1), 0.5, requires_grad=True))
     del layer, out  # with its perturbed renders still in flight
     gc.collect()
@@ -292,7 +298,7 @@ def test_the_workers_start_with_one_thread_each():
     ours = os.environ.get("OMP_NUM_THREADS")
     with Engine(ref.chain_spec(("gain",)), workers=2) as engine:
         engine.render(noise(2, 64), np.full((2, 1), 0.5))
-        with open(f"/proc/{worker_pids(engine)[0]}/environ", "rb") as f:
+        with open(f"/proc/{engine.worker_pids[0]}/environ", "rb") as f:
             environ = f.read().split(b"\0")
     assert b"OMP_NUM_THREADS=1" in environ
     assert os.environ.get("OMP_NUM_THREADS") == ours
