@@ -81,8 +81,14 @@ class PeerEngine:
             self.conns.append(conn)
             self.processes.append(process)
         for b, conn in enumerate(self.conns):
-            if conn.recv() != "ready":
-                raise RuntimeError(f"peer item process {b} did not start")
+            try:
+                conn.recv()
+            except EOFError:  # it died while building its instances: stop the others, say which
+                for process in self.processes:
+                    process.kill()
+                    process.join()
+                raise RuntimeError(f"peer item process {b} died while building its chains "
+                                   f"(exit code {self.processes[b].exitcode})") from None
 
     def forward(self, audio: np.ndarray, params: np.ndarray) -> np.ndarray:
         """``(B, C, T)`` float32 and ``(B, P)`` float64 -> the nominal outputs ``(B, C, T)``."""

@@ -44,8 +44,9 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -143,6 +144,17 @@ def seconds(fn: Any) -> float:
     return time.perf_counter() - start
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread inside the block, its thread count restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def median_time(fn: Any, items: list) -> float:
     return statistics.median([seconds(lambda: fn(item)) for item in items])
 
@@ -167,16 +179,10 @@ def bench_task(name: str, args: argparse.Namespace) -> dict:
         step_times, torch_times = [], []
         for batch in timed:  # interleaved, so that a change in the machine's speed affects both alike
             step_times.append(seconds(lambda: setup.step(fx, batch, targets)))
-            torch.set_num_threads(1)
-            try:
+            with one_thread():
                 torch_times.append(seconds(lambda: setup.step(given, batch, None)))
-            finally:
-                torch.set_num_threads(threads)
-        torch.set_num_threads(1)
-        try:  # and on their own, in a block: the smaller median makes the stricter bound
+        with one_thread():  # and on their own, in a block: the smaller median makes the stricter bound
             torch_apart = median_time(lambda batch: setup.step(given, batch, None), timed)
-        finally:
-            torch.set_num_threads(threads)
     step_s, torch_between = statistics.median(step_times), statistics.median(torch_times)
     torch_1t = min(torch_between, torch_apart)
     chains = [FxChain.from_spec(setup.spec) for _ in range(renders)]
