@@ -26,7 +26,9 @@ Data
     Audio, parameters and outputs live in shared-memory arrays that are reused from call to
     call (grown when a call needs more); the pipes carry only small messages, one per worker
     per job: its index range, the names and shapes of the shared arrays, and the stream
-    instances to reset first (:meth:`Engine.reset` sends nothing itself). A worker checks and
+    instances to reset first (:meth:`Engine.reset` sends nothing itself). :meth:`Job.result`
+    copies the outputs out; :meth:`Job.consume` lends them where the workers wrote them, for
+    one use (the SPSA estimate reads the perturbed renders so, without a copy of them). A worker checks and
     maps its share's audio and parameters at once (:meth:`FxChain.native_rows`), not per render.
 
 Modes
@@ -281,7 +283,8 @@ class Job(abc.ABC):
     """Renders submitted to an :class:`Engine`, in flight until :meth:`result` is asked for.
 
     Attributes:
-        claimed: whether :meth:`result` was asked for (an error it raised has been seen).
+        claimed: whether :meth:`result` (or :meth:`consume`) was asked for (an error it raised
+            has been seen).
     """
 
     claimed = False
@@ -298,6 +301,18 @@ class Job(abc.ABC):
             EngineError: a worker died or hung (it has been restarted).
             FxError: a chain error raised in a worker (bad audio, parameters).
         """
+
+    @contextmanager
+    def consume(self) -> Iterator[np.ndarray]:
+        """The outputs ``(N, C, T_out)`` of every render, for one use, without a copy where
+        they sit in the workers' shared memory: valid only inside the ``with`` block, during
+        which nothing may be submitted to, reset on or closed of the engine, and from which
+        no view of them (array or tensor) may escape. Afterwards the job holds no outputs.
+
+        Raises:
+            as :meth:`result`.
+        """
+        yield self.result()
 
 
 class _InlineJob(Job):
@@ -415,17 +430,23 @@ class _Flight:
 
 
 class _PoolJob(Job):
-    """A job in flight on the pool's workers."""
+    """A job in flight on the pool's workers.
+
+    Its outputs stay in the pool's shared ``out`` segment until they are copied out
+    (:meth:`result`, or :meth:`keep` when the next job needs the segment) or consumed
+    (:meth:`consume`); until then the job is the pool's ``current`` one.
+    """
 
     def __init__(self, pool: "_Pool", layout: list, flight: _Flight, out_shape: tuple[int, ...], first: int,
                  retries: int, explain: Callable) -> None:
         self.pool, self.layout, self.flight, self.out_shape = pool, layout, flight, out_shape
         self.n_first, self.retries, self.explain = first, retries, explain
-        self.outputs: np.ndarray | None = None
+        self.outputs: np.ndarray | None = None  # the copy, once taken
         self.error: BaseException | None = None
+        self.finished = self.consumed = False
 
     def first(self) -> np.ndarray:
-        if self.outputs is None and self.error is None:
+        if not self.finished:
             self.pool.advance(self.flight, 1)
             if not (self.flight.failures or self.flight.errors):
                 return self._read(self.n_first)
@@ -434,14 +455,40 @@ class _PoolJob(Job):
 
     def result(self) -> np.ndarray:
         self.claimed = True
-        if self.outputs is None and self.error is None:
-            self.finish()
-        if self.error is not None:
-            raise self.error
+        self._settled()
+        self.keep()
         return self.outputs
 
+    @contextmanager
+    def consume(self) -> Iterator[np.ndarray]:
+        self.claimed = True
+        self._settled()
+        try:
+            if self.outputs is not None:
+                yield self.outputs
+            else:
+                out = np.ndarray(self.out_shape, np.float32, self.pool.segments["out"].buf)
+                try:
+                    yield out
+                finally:
+                    del out
+        finally:
+            self.consumed, self.outputs = True, None
+            self._release()
+
+    def _settled(self) -> None:
+        """Wait for the job; raise its error, or that its outputs were consumed."""
+        self.finish()
+        if self.error is not None:
+            raise self.error
+        if self.consumed:
+            raise EngineError("this job's outputs were consumed (Job.consume): they are gone")
+
     def finish(self) -> None:
-        """Wait for every render and retry lost shares; keep the outputs, or the error to raise later."""
+        """Wait for every render and retry lost shares; keep the error (if any) to raise later."""
+        if self.finished:
+            return
+        self.finished = True
         try:
             self.pool.advance(self.flight, 2)
             for _ in range(self.retries):
@@ -452,16 +499,25 @@ class _PoolJob(Job):
                 self.flight = self.pool.send(again)
                 self.pool.advance(self.flight, 2)
             self.flight.raise_errors(self.explain)
-            self.outputs = self._read(None)
         except Exception as exc:
             self.error = exc
         except BaseException:  # KeyboardInterrupt: reported now, and to whoever asks later
             self.error = EngineError("the renders were interrupted")
             raise
         finally:
-            if self.pool.current is self:
-                self.pool.current = None
             self.explain = None
+            if self.error is not None:
+                self._release()
+
+    def keep(self) -> None:
+        """Copy the finished outputs out of shared memory (unless consumed or failed) and free the segment."""
+        if self.outputs is None and self.error is None and not self.consumed:
+            self.outputs = self._read(None)
+        self._release()
+
+    def _release(self) -> None:
+        if self.pool.current is self:
+            self.pool.current = None
 
     def _read(self, n: int | None) -> np.ndarray:
         """A copy of the first ``n`` (None: all) output rows from shared memory."""
@@ -554,9 +610,10 @@ class _Pool:
         return self.current
 
     def drain(self) -> None:
-        """Wait for the job in flight, if any; it keeps its outputs (or error) for its owner."""
+        """Wait for the current job, if any; it keeps its outputs (or error) for its owner."""
         if self.current is not None:
             self.current.finish()
+            self.current.keep()
 
     def send(self, messages: Mapping[int, tuple]) -> _Flight:
         """Send one message per worker (starting any worker that is not ready)."""
@@ -650,8 +707,9 @@ class _Pool:
 
     def close(self) -> None:
         if self.current is not None:
-            self.current.error = EngineError("the engine was closed before these renders finished")
-            self.current = None
+            if not self.current.finished:
+                self.current.error = EngineError("the engine was closed before these renders finished")
+            self.current.keep()
         for worker in self.workers:
             worker.ask_to_stop()
         for worker in self.workers:

@@ -298,25 +298,33 @@ class _BlackBoxFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        want_audio, want_params = ctx.want
-        layer, renders = ctx.layer, ctx.renders
         g = grad_output.detach().to("cpu", torch.float64)
-        b, kp = renders.shape[0], renders.kp
-        perturbed = renders.split(ctx.job.result())[1]
-        grad_params = grad_audio = None
-        if want_params:
-            directions, _, _, applied = renders.param_pairs
-            pairs = perturbed[:, : 2 * kp].reshape(b, kp, 2, *perturbed.shape[2:])
-            grad_params = spsa.estimate(g, pairs[:, :, 0], pairs[:, :, 1], directions, applied)
-        if want_audio:
-            directions, _, _, applied = renders.audio_pairs
-            pairs = perturbed[:, 2 * kp:].reshape(b, -1, 2, *perturbed.shape[2:])
-            if layer.input_grad == "diagonal":
-                grad_audio = _diagonal(layer, g, pairs, applied.reshape(b, -1, *ctx.x_shape[1:]))
-            else:
-                grad_audio = spsa.estimate(g, pairs[:, :, 0], pairs[:, :, 1], directions, applied)
-            grad_audio = grad_audio.reshape(ctx.x_shape)
+        with ctx.job.consume() as out:  # read where the workers wrote them: no copy of the renders
+            grad_audio, grad_params = _estimates(ctx, g, out)
         return (_like(grad_audio, ctx, 0), _like(grad_params, ctx, 1), None)
+
+
+def _estimates(ctx: Any, g: torch.Tensor, out: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The estimates ``(dL/daudio (B, C, T) or None, dL/dparams (B, P) or None)`` of a step
+    from ``g = dL/dy`` float64 and the step's outputs ``out`` ``(R * B, C, T')``, which no
+    tensor made here outlives (they may be a view of the engine's shared memory)."""
+    (want_audio, want_params), layer, renders = ctx.want, ctx.layer, ctx.renders
+    b, kp = renders.shape[0], renders.kp
+    perturbed = renders.split(out)[1]
+    grad_params = grad_audio = None
+    if want_params:
+        directions, _, _, applied = renders.param_pairs
+        pairs = perturbed[:, : 2 * kp].reshape(b, kp, 2, *perturbed.shape[2:])
+        grad_params = spsa.estimate(g, pairs[:, :, 0], pairs[:, :, 1], directions, applied)
+    if want_audio:
+        directions, _, _, applied = renders.audio_pairs
+        pairs = perturbed[:, 2 * kp:].reshape(b, -1, 2, *perturbed.shape[2:])
+        if layer.input_grad == "diagonal":
+            grad_audio = _diagonal(layer, g, pairs, applied.reshape(b, -1, *ctx.x_shape[1:]))
+        else:
+            grad_audio = spsa.estimate(g, pairs[:, :, 0], pairs[:, :, 1], directions, applied)
+        grad_audio = grad_audio.reshape(ctx.x_shape)
+    return grad_audio, grad_params
 
 
 @functools.lru_cache(maxsize=64)

@@ -121,6 +121,31 @@ def test_a_stream_jobs_second_part_is_rendered_before_the_next_job(workers):
     np.testing.assert_array_equal(again[0], expected[0][0])  # and a fresh one for the stream reset
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_consume_reads_the_outputs_where_they_are_once(workers, monkeypatch):
+    from fxlib.engine import _PoolJob
+    copies = []
+    read = _PoolJob._read
+    monkeypatch.setattr(_PoolJob, "_read", lambda job, n: copies.append(n) or read(job, n))
+    audio, params = noise(4, 256), np.random.default_rng(5).uniform(size=(4, 3))
+    with Engine(BUILTIN_CHAIN, workers=workers) as engine:
+        expected = engine.render(audio, params)
+        copies.clear()
+        job = engine.submit(audio, params)
+        with job.consume() as out:
+            np.testing.assert_array_equal(out, expected)
+            assert workers == 1 or not out.flags.owndata  # a view of the shared segment
+        if workers == 2:
+            with pytest.raises(EngineError, match="consumed"):
+                job.result()
+        np.testing.assert_array_equal(engine.render(audio, params), expected)  # the next job is not held up
+        assert copies == ([None] if workers == 2 else [])  # only the last render's result() copied
+        kept = engine.submit(audio, params)
+        engine.render(audio[:1], params[:1])  # needs the segment: the unconsumed outputs are copied first
+        with kept.consume() as out:
+            np.testing.assert_array_equal(out, expected)
+
+
 def test_an_error_in_a_second_part_nobody_asked_for_is_raised_by_the_next_job():
     with Engine(fx_crashy.spec("abort_above"), workers=2, mode="stream") as engine:
         audio, keys = noise(2, 64), np.arange(2)
