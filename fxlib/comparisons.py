@@ -39,7 +39,7 @@ from .atomic import write_json
 from .calibrate import fit_fixed_vector
 from .data.paper_examples import LoadedExample, examples, load_example
 from .errors import FxError
-from .evaluate import kept_transfer
+from .evaluate import kept_transfer, provenance
 from .experiment import draw_excerpts, render_excerpt
 from .listeners import MEASURES, PANELS, validate
 from .metrics import loudness_lufs
@@ -221,12 +221,15 @@ def virtual_listening(run: RunDir, measures: Sequence[str], seed: int = 0) -> di
             "conditions": conditions, "measures": results, "seconds": round(time.perf_counter() - start_time, 1)}
 
 
-def transfer(before: RunDir | str, after: RunDir | str, results_dir: str | Path) -> dict[str, Any]:
+def transfer(before: RunDir | str, after: RunDir | str, results_dir: str | Path,
+             command: str | None = None) -> dict[str, Any]:
     """Score two runs of one task on the paper's inputs and add it to ``<results_dir>/<task>.json``
-    under ``paper_comparison["transfer"]`` (written atomically).
+    under ``paper_comparison["transfer"]`` (written atomically), with the command that made it
+    (default: this process's, see :func:`fxlib.evaluate.provenance`), its time and machine.
 
     Returns:
-        ``{"runs": {"before", "after": {"run", "data", "generator", "commit"}}, "measures",
+        ``{"command", "created", "machine",
+        "runs": {"before", "after": {"run", "data", "generator", "commit"}}, "measures",
         "medians": {measure: {"input", "paper-deepafx", "before", "after": median}},
         "scores": {measure: {example: {condition: value}}}}``; the reference is the paper's target.
 
@@ -258,7 +261,8 @@ def transfer(before: RunDir | str, after: RunDir | str, results_dir: str | Path)
         for m in measures:
             scores[m][str(e.id)] = {c: _score(m, a, reference, rate, x) for c, a in outputs.items()}
     conditions = ["input", "paper-deepafx", "before", "after"]
-    result = {"runs": {name: {"run": str(r.path.name), "data": r.record.data_root, "commit": r.record.commit,
+    result = {**provenance(command=command),
+              "runs": {name: {"run": str(r.path.name), "data": r.record.data_root, "commit": r.record.commit,
                               "generator": _generator(r)} for name, r in runs.items()},
               "measures": {m: {"higher_is_better": MEASURES[m].higher_is_better} for m in measures},
               "medians": {m: _medians(table, conditions) for m, table in scores.items()}, "scores": scores}

@@ -185,8 +185,9 @@ def paper_comparison(task: str, comparison: Mapping[str, Any] | None) -> str:
         runs = transfer["runs"]
         said = {name: f"run `{r['run']}`" + (f" (commit `{r['commit'][:7]}`)" if r.get("commit") else "")
                       + f" on data built by {r['generator'] or 'a download'}" for name, r in runs.items()}
+        made_by = transfer.get("command", "fxlib transfer")  # records before 2026-12-07 lack their command
         lines += ["", "**Before and after recalibrating the offline stand-in**, on the paper's inputs (medians over its "
-                  f"examples; `fxlib transfer`, measured apart from the table above): `before` is {said['before']}, "
+                  f"examples; `{made_by}`, measured apart from the table above): `before` is {said['before']}, "
                   f"`after` {said['after']}:", "",
                   "| measure | better | input | paper-deepafx | before | after |", "|---|---|---|---|---|---|"]
         for m, medians in transfer["medians"].items():

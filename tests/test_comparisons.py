@@ -102,8 +102,9 @@ def test_transfer_scores_two_runs_on_the_papers_inputs_and_keeps_the_results(tmp
     before, after = untrained_run(tmp_path / "before", seed=1), untrained_run(tmp_path / "after", seed=2)
     write_json(tmp_path / "results" / "amp.json", {"task": "amp", "systems": {"deepafx": {"loss": 1.0}},
                                                    "paper_comparison": {"passing": ["lsd"]}})
-    result = comparisons.transfer(before, after, tmp_path / "results")
+    result = comparisons.transfer(before, after, tmp_path / "results", command="fxlib transfer --before b --after a")
     assert set(result["runs"]) == {"before", "after"} and result["runs"]["after"]["run"] == "after"
+    assert result["command"] == "fxlib transfer --before b --after a" and result["created"] and result["machine"]
     for measure, medians in result["medians"].items():
         assert set(medians) == {"input", "paper-deepafx", "before", "after"} and medians["before"] != medians["after"]
         assert len(result["scores"][measure]) == 5

@@ -202,6 +202,9 @@ def test_the_report_shows_the_before_and_after_transfer_on_the_papers_inputs():
     text = paper_comparison("amp", comparison)
     assert "`before` is run `amp-quick-before` (commit `cf0ce8d`) on data built by fxlib.data.amp.build/1" in text
     assert "| lsd_db | lower | 22 | 6.84 | 14.4 | 9.44 |" in text
+    assert "examples; `fxlib transfer`, measured apart" in text  # a record without its command
+    comparison["transfer"]["command"] = "fxlib transfer --before runs/b --after runs/a"
+    assert "examples; `fxlib transfer --before runs/b --after runs/a`, measured apart" in paper_comparison("amp", comparison)
 
 
 def test_report_only_rewrites_the_report_from_results(tmp_path):
