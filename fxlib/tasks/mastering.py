@@ -50,8 +50,10 @@ EQ_CURVE = {r"geq\.g_\d+": 6}
 #:   sections the multiband compressor has to lift;
 #: - ``w_bands`` 0.1: octave-band level (dB), the spectral balance between bands, which the
 #:   compressor's makeups and the EQ's six knots set;
-#: - no peak term: the learned limiter holds the peaks at its threshold, so the level term already
-#:   fixes them; the true-peak error is measured, not trained on.
+#: - no peak term: no learned control sets the peak. With its gain boost on (as released), the
+#:   limiter lifts its output by as much as its threshold lowers it, so whenever it limits, the
+#:   output's sample peak is 0 dBFS whatever the threshold; the true-peak error is measured, not
+#:   trained on (``benchmarks/mastering_peaks.py``).
 LOSS_OPTIONS = {"w_time": 0.0, "w_loudness": 0.5, "w_bands": 0.1}
 
 
