@@ -26,10 +26,10 @@ Data
     Audio, parameters and outputs live in shared-memory arrays that are reused from call to
     call (grown when a call needs more); the pipes carry only small messages, one per worker
     per job: its index range, the names and shapes of the shared arrays, and the stream
-    instances to reset first (:meth:`Engine.reset` sends nothing itself). :meth:`Job.result`
-    copies the outputs out; :meth:`Job.consume` lends them where the workers wrote them, for
-    one use (the SPSA estimate reads the perturbed renders so, without a copy of them). A worker checks and
+    instances to reset first (:meth:`Engine.reset` sends nothing itself). A worker checks and
     maps its share's audio and parameters at once (:meth:`FxChain.native_rows`), not per render.
+    :meth:`Job.result` copies the outputs out; :meth:`Job.consume` lends them where the workers
+    wrote them, for one use (the SPSA estimate reads the perturbed renders so, with no copy).
 
 Modes
     ``"clip"``: every render starts from a reset (:meth:`FxChain.process`: optional pre-roll,
