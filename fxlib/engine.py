@@ -307,7 +307,8 @@ class Job(abc.ABC):
         """The outputs ``(N, C, T_out)`` of every render, for one use, without a copy where
         they sit in the workers' shared memory: valid only inside the ``with`` block, during
         which nothing may be submitted to, reset on or closed of the engine, and from which
-        no view of them (array or tensor) may escape. Afterwards the job holds no outputs.
+        no view of them (array or tensor) may escape. Afterwards the job may hold no outputs:
+        where they were lent from shared memory, :meth:`result` raises :class:`EngineError`.
 
         Raises:
             as :meth:`result`.
