@@ -74,7 +74,8 @@ def sample_peak_dbfs(audio: np.ndarray) -> float:
 
 def peaks(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
     """``{"sample_peak_dbfs", "true_peak_dbtp"}`` of ``audio`` ``(C, T)``, rounded to 3 decimals."""
-    return {"sample_peak_dbfs": round(sample_peak_dbfs(audio), 3), "true_peak_dbtp": round(true_peak_dbtp(audio, sample_rate), 3)}
+    return {"sample_peak_dbfs": round(sample_peak_dbfs(audio), 3),
+            "true_peak_dbtp": round(true_peak_dbtp(audio, sample_rate), 3)}
 
 
 def summarise(rows: list[dict[str, float]], targets: list[float]) -> dict[str, float | int]:
@@ -156,9 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     if paper is not None:
         for name, row in paper["summary"].items():
             print(f"paper's {name:15} error {row['true_peak_error_db']:.3f} dB")
-    run.write(args.out, {"data": {"root": str(args.data), "seed": test.manifest.seed,
-                                  "generator": test.manifest.params.get("generator")}, "model": source, "test_songs": len(songs),
-                         "at_full_scale_db": AT_FULL_SCALE_DB,
+    data = {"root": str(args.data), "seed": test.manifest.seed, "generator": test.manifest.params.get("generator")}
+    run.write(args.out, {"data": data, "model": source, "test_songs": len(songs), "at_full_scale_db": AT_FULL_SCALE_DB,
                          "references": "true_peak_0_dbtp: the error of an output at 0 dBTP on every song; "
                                        "train_median_constant: of the training targets' median true peak; "
                                        "test_median_constant: of the test targets' own median (not attainable)"},

@@ -468,11 +468,8 @@ class _PoolJob(Job):
             if self.outputs is not None:
                 yield self.outputs
             else:
-                out = np.ndarray(self.out_shape, np.float32, self.pool.segments["out"].buf)
-                try:
+                with self._shared() as out:
                     yield out
-                finally:
-                    del out
         finally:
             self.consumed, self.outputs = True, None
             self._release()
@@ -520,14 +517,20 @@ class _PoolJob(Job):
         if self.pool.current is self:
             self.pool.current = None
 
-    def _read(self, n: int | None) -> np.ndarray:
-        """A copy of the first ``n`` (None: all) output rows from shared memory."""
-        segment = self.pool.segments["out"]
-        out = np.ndarray(self.out_shape, np.float32, segment.buf)
+    @contextmanager
+    def _shared(self) -> Iterator[np.ndarray]:
+        """A view of the outputs in the shared ``out`` segment, dropped on leaving (no view may
+        outlive a segment, which the next bigger job replaces)."""
+        out = np.ndarray(self.out_shape, np.float32, self.pool.segments["out"].buf)
         try:
-            return out[:n].copy()
+            yield out
         finally:
             del out
+
+    def _read(self, n: int | None) -> np.ndarray:
+        """A copy of the first ``n`` (None: all) output rows from shared memory."""
+        with self._shared() as out:
+            return out[:n].copy()
 
 
 class _Pool:
