@@ -299,8 +299,15 @@ class FxChain:
             raise AudioFormatError(f"{self.name or 'chain'}: preroll {preroll} must be in [0, {audio.shape[1]})")
         self.reset()
         self._set(u, native)
-        padded = np.pad(audio, ((0, 0), (0, self.latency))) if self.latency else np.ascontiguousarray(audio)
-        return self._render(padded)[:, preroll + self.latency:]
+        return self._clip(np.ascontiguousarray(audio), preroll)
+
+    def process_checked(self, audio: np.ndarray, native: Sequence[Any], preroll: int = 0) -> np.ndarray:
+        """:meth:`process` for audio already checked (C-contiguous, finite float32 ``(channels, T)``,
+        ``0 <= preroll < T``) with a row of :meth:`native_rows`, as :meth:`stream_checked` is
+        for :meth:`stream`: an engine checks a whole job's audio at once."""
+        self.reset()
+        self._set_native(native)
+        return self._clip(audio, preroll)
 
     def stream_checked(self, audio: np.ndarray, native: Sequence[Any]) -> np.ndarray:
         """:meth:`stream` for audio already checked (C-contiguous, finite float32 ``(channels, T)``)
@@ -316,6 +323,12 @@ class FxChain:
             self.set_unit(u)
         elif native is not None:
             self._set_native(native)
+
+    def _clip(self, audio: np.ndarray, preroll: int) -> np.ndarray:
+        """Render checked, C-contiguous audio from the current state with the latency flushed by
+        zeros, and return it aligned with ``audio[:, preroll:]``."""
+        padded = np.pad(audio, ((0, 0), (0, self.latency))) if self.latency else audio
+        return self._render(padded)[:, preroll + self.latency:]
 
     def _render(self, audio: np.ndarray) -> np.ndarray:
         """Render checked, C-contiguous audio through every effect, continuing from the current state."""

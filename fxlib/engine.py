@@ -138,13 +138,12 @@ class _Renderer:
         renders = order[start:stop]
         chains = [self.chains[0]] * len(renders) if self.mode == "clip" else [self._instance(k) for k in key[renders]]
         native = chains[0].native_rows(params[renders])  # the share's parameters, checked and mapped at once
-        if self.mode == "stream":
-            _check_rows(audio, chains[0])  # the inputs, checked at once: each render then skips the check
+        _check_rows(audio, chains[0])  # the inputs, checked at once: each render then skips the check
         for j, (i, chain, values) in enumerate(zip(renders.tolist(), chains, native), start=start):
             if progress is not None:
                 progress[0], progress[1] = j, time.monotonic_ns()
             if self.mode == "clip":
-                out[i] = chain.process(audio[source[i]], preroll=self.preroll, native=values)
+                out[i] = chain.process_checked(audio[source[i]], values, self.preroll)
             else:
                 out[i] = chain.stream_checked(audio[source[i]], values)
 
@@ -185,7 +184,8 @@ def _check_rows(audio: np.ndarray, chain: FxChain) -> None:
     """Raise :class:`AudioFormatError` (naming the row) unless every input row is finite.
 
     The engine makes the rows C-contiguous float32 ``(N_in, C, T)`` of the chain's channel
-    count (:meth:`Engine.submit`); this is the check that :meth:`FxChain.stream` makes per render.
+    count (:meth:`Engine.submit`); this is the check that :meth:`FxChain.stream` and
+    :meth:`FxChain.process` make per render.
     """
     if not np.isfinite(audio).all():
         row = int(np.argwhere(~np.isfinite(audio))[0, 0])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from fxlib import FxChain
 from fxlib import reference_fx as ref
 from fxlib.engine import Engine, EngineError, _Pool
 from fxlib.errors import AudioFormatError
@@ -64,6 +65,20 @@ def test_the_number_of_workers_does_not_change_results(spec, mode):
     for inline, pooled in zip(*runs):
         assert torch.equal(inline, pooled)
 
+
+
+def test_clip_renders_equal_the_chains_own_process_with_latency_and_preroll():
+    delay = {"kind": "python", "id": "fx_user:DelayLine", "fixed": {"samples": 300},
+             "params": [{"name": "samples", "low": 0, "high": 1000, "default": 0}]}
+    spec = {"sample_rate": 22050, "channels": 1, "effects": [
+        delay, {"kind": "builtin", "id": "Compressor", "learn": ["threshold_db", "ratio"]}]}
+    audio, params = noise(3, 2048), np.random.default_rng(3).uniform(size=(4, 2))
+    source = np.array([0, 2, 2, 1])
+    with Engine(spec, workers=2, preroll=100) as engine, FxChain.from_spec(spec) as chain:
+        assert chain.latency == 300
+        out = engine.render(audio, params, source)
+        expected = np.stack([chain.process(audio[s], u, preroll=100) for s, u in zip(source, params)])
+    assert out.shape == (4, 1, 1948) and np.array_equal(out, expected)
 
 # -- streaming ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("spec", [ref.chain_spec(), BUILTIN_CHAIN])
@@ -237,7 +252,7 @@ def test_python_errors_in_workers_keep_their_type():
     with Engine(ref.chain_spec(), workers=2) as engine:
         audio = noise(2, 64)
         audio[1, 0, 3] = np.nan
-        with pytest.raises(AudioFormatError, match="NaN"):
+        with pytest.raises(AudioFormatError, match=r"input row 1\): audio holds NaN or Inf \(first at channel 0, sample 3"):
             engine.render(audio, np.full((2, 3), 0.5))
         assert engine.render(noise(2, 64), np.full((2, 3), 0.5)).shape == (2, 1, 64)
 
