@@ -12,6 +12,15 @@ plugins alone streaming the file on one thread (``benchmarks/raw.py``), the most
 inference can reach, since a stream's hops render one after another; and
 ``encoder_per_hop_ms``, the encoder's own time per hop.
 
+The arithmetic floor: ``encoder_macs_per_hop`` counts the multiply-adds of the encoder's
+convolutions and linear layers on one hop's context (forward hooks; the log-mel, BatchNorm,
+pooling and activations left out), and ``matmul_gmacs`` is the fastest this machine multiplies
+and adds in torch (a 2048 x 2048 float32 matrix product, torch's default threads, the fastest
+repeat). ``encoder_floor_s = hops * encoder_macs_per_hop / matmul rate`` is then less than any
+exact per-hop encoder can take, and ``x_realtime_ceiling = audio seconds / (encoder_floor_s +
+chain_raw_s / cores)`` more than any exact inference can reach, even with the plugins' renders
+packed perfectly beside the encoder on the cores.
+
 Before and after, in the same run: ``plain_predict_s`` is ``predict`` as it was before the
 encoder's inference copy (:meth:`fxlib.encoder.Encoder.for_inference`; BatchNorm apart,
 contiguous memory, batches of 32 hops), and ``plain_x_realtime`` the whole process with it
@@ -27,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,6 +103,33 @@ def raw_stream_seconds(spec: dict, audio: np.ndarray, frame: int) -> float:
         return time.perf_counter() - start
 
 
+def encoder_macs(model: DeepAFx) -> int:
+    """Multiply-adds of the encoder's convolutions and linear layers on one context ``(1, C, context)``."""
+    counts: list[int] = []
+
+    def count(module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        per_output = module.in_features if isinstance(module, torch.nn.Linear) else \
+            module.in_channels // module.groups * int(np.prod(module.kernel_size))
+        counts.append(output.numel() * per_output)
+
+    layers = [m for m in model.encoder.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [m.register_forward_hook(count) for m in layers]
+    try:
+        with torch.no_grad():
+            model.encoder(torch.zeros(1, model.channels, model.context))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sum(counts)
+
+
+def matmul_rate(repeats: int, size: int = 2048) -> float:
+    """Multiply-adds per second of torch's float32 ``size x size`` matrix product (the fastest repeat)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    return size ** 3 / fastest(lambda: a @ b, max(repeats, 5))
+
+
 def plain_predict(model: DeepAFx, audio: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """``model.predict`` as it was before the inference copy: the log-mel computed once per file, the
     encoder as trained (BatchNorm apart, contiguous memory) on batches of 32 hops. The "before"."""
@@ -119,6 +156,8 @@ def bench_task(task: str, args: argparse.Namespace) -> dict:
     render_s = fastest(lambda: model.render(audio, u), args.repeats)
     raw_s = min(raw_stream_seconds(model.chain_spec, audio, model.frame) for _ in range(args.repeats))
     seconds = audio.shape[1] / sr
+    macs, rate, cores = encoder_macs(model), matmul_rate(args.repeats), len(os.sched_getaffinity(0))
+    floor_s = hops * macs / rate
     row = {"status": "ok", "chain": MODELS[task], "profile": "quick", "inference": model.inference,
            "context": model.context, "frame": model.frame, "backbone": model.encoder_config["backbone"],
            "pooling": model.encoder_config["pooling"], "audio_seconds": round(seconds, 3), "hops": hops,
@@ -129,6 +168,8 @@ def bench_task(task: str, args: argparse.Namespace) -> dict:
            "plain_x_realtime": round(seconds / (process_s - predict_s + plain_s), 2),
            "render_s": round(render_s, 4), "render_x_realtime": round(seconds / render_s, 2),
            "chain_raw_s": round(raw_s, 4), "chain_raw_x_realtime": round(seconds / raw_s, 2),
+           "encoder_macs_per_hop": macs, "matmul_gmacs": round(rate / 1e9, 1),
+           "encoder_floor_s": round(floor_s, 4), "x_realtime_ceiling": round(seconds / (floor_s + raw_s / cores), 2),
            "target_x_realtime": TARGETS[task]}
     print(f"{task:10} " + " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     return row
