@@ -14,12 +14,13 @@ inference can reach, since a stream's hops render one after another; and
 
 The arithmetic floor: ``encoder_macs_per_hop`` counts the multiply-adds of the encoder's
 convolutions and linear layers on one hop's context (forward hooks; the log-mel, BatchNorm,
-pooling and activations left out), and ``matmul_gmacs`` is the fastest this machine multiplies
-and adds in torch (a 2048 x 2048 float32 matrix product, torch's default threads, the fastest
-repeat). ``encoder_floor_s = hops * encoder_macs_per_hop / matmul rate`` is then less than any
-exact per-hop encoder can take, and ``x_realtime_ceiling = audio seconds / (encoder_floor_s +
-chain_raw_s / cores)`` more than any exact inference can reach, even with the plugins' renders
-packed perfectly beside the encoder on the cores.
+pooling and activations left out), and ``matmul_gmacs`` is the rate of a 2048 x 2048 float32
+matrix product (torch's default threads, the fastest repeat), a large dense product being about
+the fastest torch multiplies and adds on a CPU; convolutions with few channels run slower.
+``encoder_floor_s = hops * encoder_macs_per_hop / matmul rate`` is then about the least an exact
+per-hop encoder can take, and ``x_realtime_ceiling = audio seconds / (encoder_floor_s +
+chain_raw_s / cores)`` about the most an exact inference can reach, even with the plugins'
+renders packed perfectly beside the encoder on the cores.
 
 Before and after, in the same run: ``plain_predict_s`` is ``predict`` as it was before the
 encoder's inference copy (:meth:`fxlib.encoder.Encoder.for_inference`; BatchNorm apart,
