@@ -119,12 +119,22 @@ class _Renderer:
         if mode == "clip":
             self.chains[0] = FxChain.from_spec(spec)
 
+    def check(self, audio: np.ndarray) -> None:
+        """Raise :class:`AudioFormatError` (naming the row) unless every input row is finite: once
+        per job, so that each render skips the check that :meth:`FxChain.stream` and
+        :meth:`FxChain.process` make. The engine makes the rows C-contiguous float32
+        ``(N_in, C, T)`` of the chain's channel count (:meth:`Engine.submit`).
+        """
+        if not np.isfinite(audio).all():
+            row = int(np.argwhere(~np.isfinite(audio))[0, 0])
+            check_audio(audio[row], f"{self.spec.get('name') or 'chain'} (input row {row})")
+
     def render(self, audio: np.ndarray, params: np.ndarray, table: np.ndarray, out: np.ndarray,
                start: int, stop: int, progress: np.ndarray | None) -> None:
         """Render the renders ``table[0, start:stop]`` into ``out``.
 
         Args:
-            audio: input rows ``(N_in, C, T)`` float32.
+            audio: input rows ``(N_in, C, T)`` float32, checked (:meth:`check`).
             params: unit parameter vectors ``(N, P)`` float64.
             table: ``(3, N)`` int64: the render order, each render's input row, its instance key.
             out: ``(N, C, T_out)`` float32, written in place.
@@ -138,7 +148,6 @@ class _Renderer:
         renders = order[start:stop]
         chains = [self.chains[0]] * len(renders) if self.mode == "clip" else [self._instance(k) for k in key[renders]]
         native = chains[0].native_rows(params[renders])  # the share's parameters, checked and mapped at once
-        _check_rows(audio, chains[0])  # the inputs, checked at once: each render then skips the check
         for j, (i, chain, values) in enumerate(zip(renders.tolist(), chains, native), start=start):
             if progress is not None:
                 progress[0], progress[1] = j, time.monotonic_ns()
@@ -178,18 +187,6 @@ def _wait(objects: Sequence[Any], timeout: float) -> list[Any]:
         by_fd[fd] = obj
         poller.register(fd, select.POLLIN)
     return [by_fd[fd] for fd, _ in poller.poll(1000.0 * timeout)]
-
-
-def _check_rows(audio: np.ndarray, chain: FxChain) -> None:
-    """Raise :class:`AudioFormatError` (naming the row) unless every input row is finite.
-
-    The engine makes the rows C-contiguous float32 ``(N_in, C, T)`` of the chain's channel
-    count (:meth:`Engine.submit`); this is the check that :meth:`FxChain.stream` and
-    :meth:`FxChain.process` make per render.
-    """
-    if not np.isfinite(audio).all():
-        row = int(np.argwhere(~np.isfinite(audio))[0, 0])
-        check_audio(audio[row], f"{chain.name or 'chain'} (input row {row})")
 
 
 class _Attachments:
@@ -238,6 +235,7 @@ def _serve_render(conn: mp.connection.Connection, renderer: _Renderer, attachmen
     if resets:
         renderer.reset(resets)
     audio, params, table, out = attachments.arrays(layout)
+    renderer.check(audio)
     if split is not None:
         renderer.render(audio, params, table, out, start, split, progress)
         conn.send(("partial",))
@@ -321,6 +319,7 @@ class _InlineJob(Job):
 
     def __init__(self, renderer: _Renderer, audio: np.ndarray, params: np.ndarray, table: np.ndarray,
                  out_shape: tuple[int, ...], first: int) -> None:
+        renderer.check(audio)
         self.renderer, self.audio, self.params, self.table = renderer, audio, params, table
         self.out = np.empty(out_shape, np.float32)
         self.n_first, self.rendered = first, 0

@@ -248,13 +248,15 @@ def test_a_hanging_plugin_times_out_and_the_pool_recovers():
         assert np.array_equal(engine.render(audio, np.array([[0.5, 0.1], [0.5, 0.1]])), audio)
 
 
-def test_python_errors_in_workers_keep_their_type():
-    with Engine(ref.chain_spec(), workers=2) as engine:
+@pytest.mark.parametrize("workers, mode", [(2, "clip"), (1, "clip"), (2, "stream"), (1, "stream")])
+def test_python_errors_in_workers_keep_their_type(workers, mode):
+    keys = np.arange(2) if mode == "stream" else None
+    with Engine(ref.chain_spec(), workers=workers, mode=mode) as engine:
         audio = noise(2, 64)
         audio[1, 0, 3] = np.nan
         with pytest.raises(AudioFormatError, match=r"input row 1\): audio holds NaN or Inf \(first at channel 0, sample 3"):
-            engine.render(audio, np.full((2, 3), 0.5))
-        assert engine.render(noise(2, 64), np.full((2, 3), 0.5)).shape == (2, 1, 64)
+            engine.render(audio, np.full((2, 3), 0.5), keys=keys)
+        assert engine.render(noise(2, 64), np.full((2, 3), 0.5), keys=keys).shape == (2, 1, 64)
 
 
 def test_keyboard_interrupt_kills_busy_workers_and_the_pool_recovers():
